@@ -1,0 +1,379 @@
+/* kv-server.c: the HTTP front end of a KvStorage
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-server.h"
+
+#define KV_PREFIX "/kv/"
+#define TEXT_PLAIN "text/plain; charset=utf-8"
+#define ALLOWED_METHODS "GET, HEAD, PUT, DELETE"
+
+struct _KvServer
+{
+  GObject parent_instance;
+
+  KvStorage *storage;   /* (owned) */
+  SoupServer *soup;     /* (owned) */
+};
+
+enum {
+  PROP_0,
+  PROP_STORAGE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (KvServer, kv_server, G_TYPE_OBJECT)
+
+/**
+ * kv_server_status_for_error:
+ * @error: an error from the storage layer
+ *
+ * Returns: the HTTP status that reports @error to a client
+ */
+guint
+kv_server_status_for_error (const GError *error)
+{
+  if (error->domain == KV_STORAGE_ERROR)
+    {
+      switch ((KvStorageError) error->code)
+        {
+        case KV_STORAGE_ERROR_NOT_FOUND:
+          return SOUP_STATUS_NOT_FOUND;
+        case KV_STORAGE_ERROR_INVALID_ARGUMENT:
+          return SOUP_STATUS_BAD_REQUEST;
+        }
+    }
+
+  return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+}
+
+/* Error bodies are one line of plain text, as a curl user reads them. */
+static void
+reply_error (SoupServerMessage *msg,
+             guint              status,
+             const char        *text)
+{
+  g_autofree char *body = g_strconcat (text, "\n", NULL);
+  gsize len = strlen (body);
+
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "X-Content-Type-Options", "nosniff");
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, TEXT_PLAIN, SOUP_MEMORY_TAKE,
+                                    g_steal_pointer (&body), len);
+}
+
+static void
+reply_storage_error (SoupServerMessage *msg,
+                     const GError      *error)
+{
+  reply_error (msg, kv_server_status_for_error (error), error->message);
+}
+
+static void
+handle_get (KvServer          *self,
+            SoupServerMessage *msg,
+            const char        *key)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(GBytes) value = NULL;
+  SoupMessageHeaders *headers;
+  const char *content_type;
+
+  entry = kv_storage_get (self->storage, key, &error);
+  if (entry == NULL)
+    {
+      reply_storage_error (msg, error);
+      return;
+    }
+
+  /* libsoup 3.2 answers Range requests by itself, and a list of ranges can
+   * make it repeat the value many times over: always send the whole value. */
+  soup_message_headers_remove (soup_server_message_get_request_headers (msg), "Range");
+
+  headers = soup_server_message_get_response_headers (msg);
+  content_type = kv_entry_get_content_type (entry);
+  soup_message_headers_replace (headers, "Content-Type",
+                                content_type != NULL ? content_type : TEXT_PLAIN);
+  soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
+
+  value = kv_entry_get_value (entry);
+  soup_message_body_append_bytes (soup_server_message_get_response_body (msg), value);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+handle_put (KvServer          *self,
+            SoupServerMessage *msg,
+            const char        *key)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) value = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+
+  value = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  if (g_bytes_get_size (value) == 0)
+    {
+      reply_error (msg, SOUP_STATUS_BAD_REQUEST, "value cannot be empty");
+      return;
+    }
+
+  entry = kv_storage_set (self->storage, key, value, &error);
+  if (entry == NULL)
+    {
+      reply_storage_error (msg, error);
+      return;
+    }
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+handle_delete (KvServer          *self,
+               SoupServerMessage *msg,
+               const char        *key)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!kv_storage_delete (self->storage, key, &error))
+    {
+      reply_storage_error (msg, error);
+      return;
+    }
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+handle_kv (SoupServer        *server,
+           SoupServerMessage *msg,
+           const char        *path,
+           GHashTable        *query,
+           gpointer           user_data)
+{
+  KvServer *self = user_data;
+  const char *method = soup_server_message_get_method (msg);
+  const char *key = path + strlen (KV_PREFIX);
+
+  if (*key == '\0')
+    reply_error (msg, SOUP_STATUS_BAD_REQUEST, "key cannot be empty");
+  else if (method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD)
+    handle_get (self, msg, key);
+  else if (method == SOUP_METHOD_PUT)
+    handle_put (self, msg, key);
+  else if (method == SOUP_METHOD_DELETE)
+    handle_delete (self, msg, key);
+  else
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Allow", ALLOWED_METHODS);
+      reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+    }
+}
+
+static void
+handle_not_found (SoupServer        *server,
+                  SoupServerMessage *msg,
+                  const char        *path,
+                  GHashTable        *query,
+                  gpointer           user_data)
+{
+  reply_error (msg, SOUP_STATUS_NOT_FOUND, "not found");
+}
+
+static void
+kv_server_constructed (GObject *object)
+{
+  KvServer *self = KV_SERVER (object);
+
+  G_OBJECT_CLASS (kv_server_parent_class)->constructed (object);
+
+  g_assert (self->storage != NULL);
+
+  self->soup = soup_server_new ("server-header", PACKAGE_NAME "/" VERSION " ", NULL);
+  /* Handler paths are matched as raw prefixes: "/kv" would also take "/kvx". */
+  soup_server_add_handler (self->soup, KV_PREFIX, handle_kv, self, NULL);
+  soup_server_add_handler (self->soup, NULL, handle_not_found, self, NULL);
+}
+
+static void
+kv_server_dispose (GObject *object)
+{
+  KvServer *self = KV_SERVER (object);
+
+  if (self->soup != NULL)
+    {
+      soup_server_disconnect (self->soup);
+      g_clear_object (&self->soup);
+    }
+  g_clear_object (&self->storage);
+
+  G_OBJECT_CLASS (kv_server_parent_class)->dispose (object);
+}
+
+static void
+kv_server_get_property (GObject    *object,
+                        guint       prop_id,
+                        GValue     *value,
+                        GParamSpec *pspec)
+{
+  KvServer *self = KV_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_STORAGE:
+      g_value_set_object (value, self->storage);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+kv_server_set_property (GObject      *object,
+                        guint         prop_id,
+                        const GValue *value,
+                        GParamSpec   *pspec)
+{
+  KvServer *self = KV_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_STORAGE:
+      self->storage = g_value_dup_object (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+kv_server_class_init (KvServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = kv_server_constructed;
+  object_class->dispose = kv_server_dispose;
+  object_class->get_property = kv_server_get_property;
+  object_class->set_property = kv_server_set_property;
+
+  /**
+   * KvServer:storage:
+   *
+   * The store that requests read and write.
+   */
+  properties[PROP_STORAGE] =
+    g_param_spec_object ("storage", NULL, NULL,
+                         KV_TYPE_STORAGE,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+kv_server_init (KvServer *self)
+{
+}
+
+/**
+ * kv_server_new:
+ * @storage: the store to serve
+ *
+ * Returns: (transfer full): a server that is not listening yet
+ */
+KvServer *
+kv_server_new (KvStorage *storage)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (storage), NULL);
+
+  return g_object_new (KV_TYPE_SERVER, "storage", storage, NULL);
+}
+
+/**
+ * kv_server_get_storage:
+ *
+ * Returns: (transfer none): the store this server serves
+ */
+KvStorage *
+kv_server_get_storage (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), NULL);
+
+  return self->storage;
+}
+
+/**
+ * kv_server_get_soup_server:
+ *
+ * Returns: (transfer none): the underlying #SoupServer
+ */
+SoupServer *
+kv_server_get_soup_server (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), NULL);
+
+  return self->soup;
+}
+
+/**
+ * kv_server_listen:
+ * @self: a #KvServer
+ * @address: an IPv4 or IPv6 address literal
+ * @port: a TCP port, or 0 for any free one
+ * @error: return location for a #GError
+ *
+ * Starts listening on @address and @port, in the thread-default main
+ * context of the caller.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+kv_server_listen (KvServer    *self,
+                  const char  *address,
+                  guint16      port,
+                  GError     **error)
+{
+  g_autoptr(GInetAddress) inet = NULL;
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+
+  g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (address != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  inet = g_inet_address_new_from_string (address);
+  if (inet == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "“%s” is not an IP address", address);
+      return FALSE;
+    }
+
+  sockaddr = g_inet_socket_address_new (inet, port);
+  return soup_server_listen (self->soup, sockaddr, 0, error);
+}
+
+/**
+ * kv_server_get_port:
+ *
+ * Returns: the port of the first listener, or 0 when not listening
+ */
+guint16
+kv_server_get_port (KvServer *self)
+{
+  g_autoslist(GUri) uris = NULL;
+
+  g_return_val_if_fail (KV_IS_SERVER (self), 0);
+
+  uris = soup_server_get_uris (self->soup);
+  if (uris == NULL)
+    return 0;
+
+  return g_uri_get_port (uris->data);
+}

@@ -1,0 +1,27 @@
+/* kv-server.h: the HTTP front end of a KvStorage
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "kv-storage.h"
+
+G_BEGIN_DECLS
+
+#define KV_TYPE_SERVER (kv_server_get_type ())
+G_DECLARE_FINAL_TYPE (KvServer, kv_server, KV, SERVER, GObject)
+
+KvServer   *kv_server_new             (KvStorage   *storage);
+KvStorage  *kv_server_get_storage     (KvServer    *self);
+SoupServer *kv_server_get_soup_server (KvServer    *self);
+gboolean    kv_server_listen          (KvServer    *self,
+                                       const char  *address,
+                                       guint16      port,
+                                       GError     **error);
+guint16     kv_server_get_port        (KvServer    *self);
+
+guint       kv_server_status_for_error (const GError *error);
+
+G_END_DECLS

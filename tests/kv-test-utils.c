@@ -1,0 +1,274 @@
+/* kv-test-utils.c: real servers and daemons for the test suites
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <glib/gstdio.h>
+
+#include "kv-test-utils.h"
+
+struct _KvTestServer
+{
+  GThread *thread;
+  GMainContext *context;
+  GMainLoop *loop;
+  KvStorage *storage;
+  KvServer *server;
+  guint16 port;
+
+  GMutex lock;
+  GCond cond;
+  gboolean ready;
+};
+
+static gpointer
+server_thread (gpointer data)
+{
+  KvTestServer *ts = data;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (ts->context);
+
+  ts->server = kv_server_new (ts->storage);
+  kv_server_listen (ts->server, "127.0.0.1", 0, &error);
+  g_assert_no_error (error);
+  ts->port = kv_server_get_port (ts->server);
+
+  g_mutex_lock (&ts->lock);
+  ts->ready = TRUE;
+  g_cond_signal (&ts->cond);
+  g_mutex_unlock (&ts->lock);
+
+  g_main_loop_run (ts->loop);
+
+  /* The server must not be kept alive by anything but us. */
+  g_assert_cmpint (G_OBJECT (ts->server)->ref_count, ==, 1);
+  g_clear_object (&ts->server);
+  while (g_main_context_iteration (ts->context, FALSE))
+    ;
+
+  g_main_context_pop_thread_default (ts->context);
+  return NULL;
+}
+
+/**
+ * kv_test_server_start:
+ * @storage: the store to serve
+ *
+ * Returns: (transfer full): a running server
+ */
+KvTestServer *
+kv_test_server_start (KvStorage *storage)
+{
+  KvTestServer *ts = g_new0 (KvTestServer, 1);
+
+  ts->storage = g_object_ref (storage);
+  ts->context = g_main_context_new ();
+  ts->loop = g_main_loop_new (ts->context, FALSE);
+  g_mutex_init (&ts->lock);
+  g_cond_init (&ts->cond);
+
+  ts->thread = g_thread_new ("kv-test-server", server_thread, ts);
+
+  g_mutex_lock (&ts->lock);
+  while (!ts->ready)
+    g_cond_wait (&ts->cond, &ts->lock);
+  g_mutex_unlock (&ts->lock);
+
+  return ts;
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+kv_test_server_stop (KvTestServer *ts)
+{
+  g_main_context_invoke (ts->context, quit_loop, ts->loop);
+  g_thread_join (ts->thread);
+
+  g_main_loop_unref (ts->loop);
+  g_main_context_unref (ts->context);
+  g_object_unref (ts->storage);
+  g_mutex_clear (&ts->lock);
+  g_cond_clear (&ts->cond);
+  g_free (ts);
+}
+
+KvServer *
+kv_test_server_get (KvTestServer *ts)
+{
+  return ts->server;
+}
+
+guint16
+kv_test_server_get_port (KvTestServer *ts)
+{
+  return ts->port;
+}
+
+char *
+kv_test_server_uri (KvTestServer *ts,
+                    const char   *path)
+{
+  return g_strdup_printf ("http://127.0.0.1:%u%s", ts->port, path);
+}
+
+struct _KvTestDaemon
+{
+  GSubprocess *process;
+  char *dir;
+  guint16 port;
+};
+
+const char *
+kv_test_daemon_path (void)
+{
+  const char *path = g_getenv ("CRAFTY_KV");
+
+  if (path == NULL)
+    g_error ("CRAFTY_KV must name the crafty-kv executable under test");
+
+  return path;
+}
+
+/* A failed assertion aborts the test; its daemon must not outlive it. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/**
+ * kv_test_daemon_start:
+ * @extra_args: (nullable): more arguments for crafty-kv
+ *
+ * Starts crafty-kv on a free port and waits until it has written its port.
+ *
+ * Returns: (transfer full): the running daemon
+ */
+KvTestDaemon *
+kv_test_daemon_start (const char * const *extra_args)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *port_file = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  KvTestDaemon *daemon = g_new0 (KvTestDaemon, 1);
+  gint64 deadline;
+
+  daemon->dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  port_file = g_build_filename (daemon->dir, "port", NULL);
+
+  g_ptr_array_add (argv, g_strdup (kv_test_daemon_path ()));
+  g_ptr_array_add (argv, g_strdup ("--port=0"));
+  g_ptr_array_add (argv, g_strconcat ("--port-file=", port_file, NULL));
+  for (gsize i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (extra_args[i]));
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  daemon->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
+                                                  &error);
+  g_assert_no_error (error);
+
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *contents = NULL;
+
+      if (g_file_get_contents (port_file, &contents, NULL, NULL))
+        {
+          daemon->port = g_ascii_strtoull (contents, NULL, 10);
+          break;
+        }
+      g_usleep (10 * 1000);
+    }
+
+  g_assert_cmpuint (daemon->port, !=, 0);
+  return daemon;
+}
+
+guint16
+kv_test_daemon_get_port (KvTestDaemon *daemon)
+{
+  return daemon->port;
+}
+
+GSubprocess *
+kv_test_daemon_get_subprocess (KvTestDaemon *daemon)
+{
+  return daemon->process;
+}
+
+/**
+ * kv_test_daemon_stop:
+ *
+ * Sends SIGTERM and waits for the daemon to exit.
+ *
+ * Returns: its exit status
+ */
+int
+kv_test_daemon_stop (KvTestDaemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *port_file = g_build_filename (daemon->dir, "port", NULL);
+  int status;
+
+  g_subprocess_send_signal (daemon->process, SIGTERM);
+  g_subprocess_wait (daemon->process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (daemon->process));
+  status = g_subprocess_get_exit_status (daemon->process);
+
+  g_unlink (port_file);
+  g_rmdir (daemon->dir);
+  g_free (daemon->dir);
+  g_object_unref (daemon->process);
+  g_free (daemon);
+
+  return status;
+}
+
+static char *
+bytes_to_string (GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  return len > 0 ? g_strndup (data, len) : g_strdup ("");
+}
+
+GBytes *
+kv_test_run (const char * const *argv,
+             int                *exit_status,
+             char              **standard_error)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GBytes) out = NULL;
+  g_autoptr(GBytes) err = NULL;
+
+  process = g_subprocess_newv (argv,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate (process, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+
+  if (exit_status != NULL)
+    *exit_status = g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : -1;
+  if (standard_error != NULL)
+    *standard_error = bytes_to_string (err);
+
+  return g_steal_pointer (&out);
+}

@@ -1,0 +1,38 @@
+/* kv-test-utils.h: real servers and daemons for the test suites
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "kv-server.h"
+
+G_BEGIN_DECLS
+
+/* A KvServer listening on 127.0.0.1, port 0, in a thread of its own so that
+ * tests can use blocking clients. */
+typedef struct _KvTestServer KvTestServer;
+
+KvTestServer *kv_test_server_start     (KvStorage    *storage);
+void          kv_test_server_stop      (KvTestServer *server);
+KvServer     *kv_test_server_get       (KvTestServer *server);
+guint16       kv_test_server_get_port  (KvTestServer *server);
+char         *kv_test_server_uri       (KvTestServer *server,
+                                        const char   *path);
+
+/* The built crafty-kv executable, started with --port 0 --port-file. */
+typedef struct _KvTestDaemon KvTestDaemon;
+
+const char   *kv_test_daemon_path      (void);
+KvTestDaemon *kv_test_daemon_start     (const char * const *extra_args);
+guint16       kv_test_daemon_get_port  (KvTestDaemon *daemon);
+GSubprocess  *kv_test_daemon_get_subprocess (KvTestDaemon *daemon);
+int           kv_test_daemon_stop      (KvTestDaemon *daemon);
+
+/* Runs @argv to completion; returns its standard output. */
+GBytes       *kv_test_run              (const char * const *argv,
+                                        int                *exit_status,
+                                        char              **standard_error);
+
+G_END_DECLS

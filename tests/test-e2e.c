@@ -1,0 +1,92 @@
+/* test-e2e.c: the seed post's curl session against the built daemon
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-test-utils.h"
+
+/* Each step is a curl invocation from the post and exactly what it prints.
+ * "@" in an argument stands for http://127.0.0.1:PORT. The post shows each
+ * GET's value on a line of its own; curl prints the value as stored, with
+ * no newline, and the shell prompt follows it. */
+typedef struct
+{
+  const char *args[6];
+  const char *output;
+} Step;
+
+static const Step seed_session[] = {
+  { { "-X", "PUT", "-d", "Nairobi", "@/kv/kenya:capital" }, "" },
+  { { "-X", "PUT", "-d", "Kampala", "@/kv/uganda:capital" }, "" },
+  { { "-X", "PUT", "-d", "Dar es Salaam", "@/kv/tanzania:capital" }, "" },
+  { { "-X", "PUT", "-d", "Dodoma", "@/kv/tanzania:capital" }, "" },
+  { { "@/kv/kenya:capital" }, "Nairobi" },
+  { { "@/kv/tanzania:capital" }, "Dodoma" },
+  { { "-X", "DELETE", "@/kv/tanzania:capital" }, "" },
+  { { "@/kv/tanzania:capital" }, "key not found\n" },
+  /* The post's closing exercise. */
+  { { "-X", "PUT", "-d", "", "@/kv/kenya:capital" }, "value cannot be empty\n" },
+  { { "-X", "PUT", "-d", "foo", "@/kv/" }, "key cannot be empty\n" },
+};
+
+static void
+run_step (const Step *step,
+          guint16     port)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GBytes) out = NULL;
+  g_autofree char *err = NULL;
+  int status;
+
+  g_ptr_array_add (argv, g_strdup ("curl"));
+  g_ptr_array_add (argv, g_strdup ("--silent"));
+  for (gsize i = 0; step->args[i] != NULL; i++)
+    {
+      const char *arg = step->args[i];
+
+      if (arg[0] == '@')
+        g_ptr_array_add (argv, g_strdup_printf ("http://127.0.0.1:%u%s", port, arg + 1));
+      else
+        g_ptr_array_add (argv, g_strdup (arg));
+    }
+  g_ptr_array_add (argv, NULL);
+
+  out = kv_test_run ((const char * const *) argv->pdata, &status, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (err, ==, "");
+  g_assert_cmpmem (g_bytes_get_data (out, NULL), g_bytes_get_size (out),
+                   step->output, strlen (step->output));
+}
+
+static void
+test_seed_session (void)
+{
+  KvTestDaemon *daemon;
+
+  g_test_summary ("Every curl command of the seed post prints exactly what the post shows");
+
+  if (g_find_program_in_path ("curl") == NULL)
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+
+  daemon = kv_test_daemon_start (NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (seed_session); i++)
+    run_step (&seed_session[i], kv_test_daemon_get_port (daemon));
+  g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  g_test_add_func ("/kv/e2e/seed-session", test_seed_session);
+
+  return g_test_run ();
+}

@@ -1,0 +1,280 @@
+/* test-storage.c: the KvStorage contract, run against KvMapStorage
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kv-map-storage.h"
+
+typedef struct
+{
+  KvStorage *storage;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  fixture->storage = KV_STORAGE (kv_map_storage_new ());
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_assert_finalize_object (fixture->storage);
+}
+
+static void
+assert_value (KvStorage  *storage,
+              const char *key,
+              const void *expected,
+              gsize       expected_len)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = kv_storage_get (storage, key, &error);
+  g_autoptr(GBytes) value = NULL;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (entry);
+  value = kv_entry_get_value (entry);
+  g_assert_cmpmem (g_bytes_get_data (value, NULL), g_bytes_get_size (value),
+                   expected, expected_len);
+}
+
+static KvEntry *
+set_string (KvStorage  *storage,
+            const char *key,
+            const char *value)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new (value, strlen (value));
+  KvEntry *entry = kv_storage_set (storage, key, bytes, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (entry);
+  return entry;
+}
+
+static void
+test_set_get (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  g_autoptr(KvEntry) entry = NULL;
+  gsize len;
+
+  g_test_summary ("A stored value is returned as it was stored, with its key");
+
+  entry = set_string (fixture->storage, "kenya:capital", "Nairobi");
+  g_assert_cmpmem (kv_entry_peek_key (entry, &len), len, "kenya:capital", 13);
+  assert_value (fixture->storage, "kenya:capital", "Nairobi", 7);
+}
+
+static void
+test_overwrite (Fixture       *fixture,
+                gconstpointer  user_data)
+{
+  g_autoptr(KvEntry) first = NULL;
+  g_autoptr(KvEntry) second = NULL;
+  gconstpointer old_value;
+  gsize old_len;
+
+  g_test_summary ("A second set replaces the value and takes a later revision");
+
+  first = set_string (fixture->storage, "tanzania:capital", "Dar es Salaam");
+  second = set_string (fixture->storage, "tanzania:capital", "Dodoma");
+  assert_value (fixture->storage, "tanzania:capital", "Dodoma", 6);
+  g_assert_cmpuint (kv_entry_get_revision (second), >, kv_entry_get_revision (first));
+
+  /* The old entry stays valid for whoever still holds it. */
+  assert_value (fixture->storage, "tanzania:capital", "Dodoma", 6);
+  old_value = kv_entry_peek_value (first, &old_len);
+  g_assert_cmpmem (old_value, old_len, "Dar es Salaam", 13);
+}
+
+static void
+test_get_missing (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+
+  g_test_summary ("Getting an absent key fails with NOT_FOUND");
+
+  entry = kv_storage_get (fixture->storage, "nowhere", &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
+  g_assert_null (entry);
+}
+
+static void
+test_delete (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+
+  g_test_summary ("Delete removes a key, and deleting an absent key succeeds");
+
+  g_clear_pointer (&entry, kv_entry_unref);
+  entry = set_string (fixture->storage, "uganda:capital", "Kampala");
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&entry, kv_entry_unref);
+
+  entry = kv_storage_get (fixture->storage, "uganda:capital", &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_binary (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  static const guint8 value[] = { 0, 1, 0xff, 0, '\n', 0x80, 0 };
+  g_autoptr(GBytes) bytes = g_bytes_new_static (value, sizeof value);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+
+  g_test_summary ("Values with NUL bytes and high bytes round-trip exactly");
+
+  entry = kv_storage_set (fixture->storage, "bin", bytes, &error);
+  g_assert_no_error (error);
+  assert_value (fixture->storage, "bin", value, sizeof value);
+}
+
+static void
+test_keys_are_distinct (Fixture       *fixture,
+                        gconstpointer  user_data)
+{
+  const char *keys[] = { "a", "a/", "a0", "ab", "A", "a ", "é" };
+
+  g_test_summary ("Keys that differ in any byte hold separate values");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    kv_entry_unref (set_string (fixture->storage, keys[i], keys[i]));
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    assert_value (fixture->storage, keys[i], keys[i], strlen (keys[i]));
+}
+
+static void
+test_empty_key (Fixture       *fixture,
+                gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("x", 1);
+  g_autoptr(KvEntry) entry = NULL;
+
+  g_test_summary ("The empty key is refused with INVALID_ARGUMENT");
+
+  entry = kv_storage_set (fixture->storage, "", bytes, &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INVALID_ARGUMENT);
+  g_assert_null (entry);
+}
+
+/* Concurrency: every thread writes values that name the writer and a
+ * sequence number; a reader must only ever see a value some writer wrote. */
+#define N_THREADS 8
+#define N_KEYS 4
+#define N_ROUNDS 20000
+
+typedef struct
+{
+  KvStorage *storage;
+  guint id;
+  guint bad_reads;
+} Worker;
+
+static gpointer
+worker_run (gpointer data)
+{
+  Worker *w = data;
+  GRand *rand = g_rand_new_with_seed (w->id);
+
+  for (guint i = 0; i < N_ROUNDS; i++)
+    {
+      char key[16];
+      guint op = g_rand_int_range (rand, 0, 10);
+
+      g_snprintf (key, sizeof key, "k%d", g_rand_int_range (rand, 0, N_KEYS));
+
+      if (op < 4)
+        {
+          g_autofree char *value = g_strdup_printf ("w%u:%u:%s", w->id, i, key);
+          g_autoptr(GBytes) bytes = g_bytes_new_take (value, strlen (value));
+          g_autoptr(KvEntry) entry = kv_storage_set (w->storage, key, bytes, NULL);
+
+          g_steal_pointer (&value);
+          g_assert_nonnull (entry);
+        }
+      else if (op < 9)
+        {
+          g_autoptr(KvEntry) entry = kv_storage_get (w->storage, key, NULL);
+          g_autofree char *value = NULL;
+          guint writer, seq;
+          char suffix[16];
+          gsize len;
+
+          if (entry == NULL)
+            continue;
+
+          value = g_strndup (kv_entry_peek_value (entry, &len), kv_entry_get_value_size (entry));
+          if (sscanf (value, "w%u:%u:%15s", &writer, &seq, suffix) != 3 ||
+              writer >= N_THREADS || seq >= N_ROUNDS || strcmp (suffix, key) != 0)
+            w->bad_reads++;
+        }
+      else
+        g_assert_true (kv_storage_delete (w->storage, key, NULL));
+    }
+
+  g_rand_free (rand);
+  return NULL;
+}
+
+static void
+test_concurrency (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  Worker workers[N_THREADS];
+  GThread *threads[N_THREADS];
+
+  g_test_summary ("Eight threads mixing set, get and delete on shared keys only "
+                  "ever read values that some thread wrote to that key");
+
+  for (guint i = 0; i < N_THREADS; i++)
+    {
+      workers[i] = (Worker) { fixture->storage, i, 0 };
+      threads[i] = g_thread_new ("worker", worker_run, &workers[i]);
+    }
+  for (guint i = 0; i < N_THREADS; i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_cmpuint (workers[i].bad_reads, ==, 0);
+    }
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+#define ADD(path, func) \
+  g_test_add ("/kv/storage/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("set-get", test_set_get);
+  ADD ("overwrite", test_overwrite);
+  ADD ("get-missing", test_get_missing);
+  ADD ("delete", test_delete);
+  ADD ("binary", test_binary);
+  ADD ("keys-are-distinct", test_keys_are_distinct);
+  ADD ("empty-key", test_empty_key);
+  ADD ("concurrency", test_concurrency);
+#undef ADD
+
+  return g_test_run ();
+}
