@@ -64,11 +64,12 @@ run_step (const Step *step,
 static void
 test_seed_session (void)
 {
+  g_autofree char *curl = g_find_program_in_path ("curl");
   KvTestDaemon *daemon;
 
   g_test_summary ("Every curl command of the seed post prints exactly what the post shows");
 
-  if (g_find_program_in_path ("curl") == NULL)
+  if (curl == NULL)
     {
       g_test_skip ("curl is not installed");
       return;
