@@ -8,21 +8,15 @@
 #include <glib-unix.h>
 
 #include "kv-application.h"
+#include "kv-config.h"
 #include "kv-map-storage.h"
 #include "kv-server.h"
-
-#define DEFAULT_ADDRESS "127.0.0.1"
-#define DEFAULT_PORT 8888
 
 struct _KvApplication
 {
   GApplication parent_instance;
 
-  /* Options */
-  char *address;
-  int port;
-  char *port_file;
-
+  KvConfig *config;
   KvStorage *storage;
   KvServer *server;
   guint sigint_id;
@@ -47,13 +41,14 @@ static gboolean
 write_port_file (KvApplication  *self,
                  GError        **error)
 {
+  const char *port_file = kv_config_get_port_file (self->config);
   g_autofree char *contents = NULL;
 
-  if (self->port_file == NULL)
+  if (port_file == NULL)
     return TRUE;
 
   contents = g_strdup_printf ("%u\n", kv_server_get_port (self->server));
-  return g_file_set_contents (self->port_file, contents, -1, error);
+  return g_file_set_contents (port_file, contents, -1, error);
 }
 
 static void
@@ -71,15 +66,17 @@ kv_application_startup (GApplication *application)
   KvApplication *self = KV_APPLICATION (application);
   g_autoptr(GError) error = NULL;
   g_autofree char *what = NULL;
+  const char *address = kv_config_get_address (self->config);
+  guint16 port = kv_config_get_port (self->config);
 
   G_APPLICATION_CLASS (kv_application_parent_class)->startup (application);
 
   self->storage = KV_STORAGE (kv_map_storage_new ());
-  self->server = kv_server_new (self->storage);
+  self->server = kv_server_new (self->storage, self->config);
 
-  if (!kv_server_listen (self->server, self->address, self->port, &error))
+  if (!kv_server_listen (self->server, address, port, &error))
     {
-      what = g_strdup_printf (_("cannot listen on %s port %d"), self->address, self->port);
+      what = g_strdup_printf (_("cannot listen on %s port %u"), address, port);
       fail (self, what, error);
       return;
     }
@@ -94,8 +91,7 @@ kv_application_startup (GApplication *application)
   self->sigterm_id = g_unix_signal_add (SIGTERM, on_quit_signal, self);
 
   g_message ("Listening on http://%s%s%s:%u/",
-             strchr (self->address, ':') ? "[" : "", self->address,
-             strchr (self->address, ':') ? "]" : "",
+             strchr (address, ':') ? "[" : "", address, strchr (address, ':') ? "]" : "",
              kv_server_get_port (self->server));
 
   /* A daemon has no window to keep it alive: hold until a signal arrives. */
@@ -121,12 +117,33 @@ kv_application_shutdown (GApplication *application)
   G_APPLICATION_CLASS (kv_application_parent_class)->shutdown (application);
 }
 
+/* The key file: --config FILE, or else the user's crafty-kv.conf when it
+ * exists. */
+static gboolean
+load_config_file (KvApplication  *self,
+                  GVariantDict   *options,
+                  GError        **error)
+{
+  g_autofree char *path = NULL;
+
+  if (!g_variant_dict_lookup (options, "config", "^ay", &path))
+    {
+      path = g_build_filename (g_get_user_config_dir (), PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
+      if (!g_file_test (path, G_FILE_TEST_EXISTS))
+        return TRUE;
+    }
+
+  return kv_config_load_file (self->config, path, error);
+}
+
 static int
 kv_application_handle_local_options (GApplication *application,
                                      GVariantDict *options)
 {
   KvApplication *self = KV_APPLICATION (application);
   g_autoptr(GInetAddress) inet = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *address;
 
   if (g_variant_dict_contains (options, "version"))
     {
@@ -134,18 +151,20 @@ kv_application_handle_local_options (GApplication *application,
       return EXIT_SUCCESS;
     }
 
-  if (self->port < 0 || self->port > G_MAXUINT16)
+  /* The key file first, so that the command line overrides it. */
+  if (!load_config_file (self, options, &error) ||
+      !kv_config_apply_options (self->config, options, &error))
     {
-      g_printerr (_("%s: invalid port %d: must be between 0 and 65535\n"),
-                  g_get_prgname (), self->port);
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
       return EXIT_FAILURE;
     }
 
-  inet = g_inet_address_new_from_string (self->address);
+  address = kv_config_get_address (self->config);
+  inet = g_inet_address_new_from_string (address);
   if (inet == NULL)
     {
       g_printerr (_("%s: invalid address “%s”: must be an IPv4 or IPv6 address\n"),
-                  g_get_prgname (), self->address);
+                  g_get_prgname (), address);
       return EXIT_FAILURE;
     }
 
@@ -157,8 +176,7 @@ kv_application_finalize (GObject *object)
 {
   KvApplication *self = KV_APPLICATION (object);
 
-  g_free (self->address);
-  g_free (self->port_file);
+  g_clear_object (&self->config);
 
   G_OBJECT_CLASS (kv_application_parent_class)->finalize (object);
 }
@@ -180,20 +198,18 @@ static void
 kv_application_init (KvApplication *self)
 {
   const GOptionEntry entries[] = {
-    { "address", 'a', G_OPTION_FLAG_NONE, G_OPTION_ARG_STRING, &self->address,
-      N_("Listen on ADDRESS (default: 127.0.0.1)"), N_("ADDRESS") },
-    { "port", 'p', G_OPTION_FLAG_NONE, G_OPTION_ARG_INT, &self->port,
-      N_("Listen on PORT; 0 picks a free port (default: 8888)"), N_("PORT") },
-    { "port-file", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, &self->port_file,
-      N_("Write the port to FILE once listening"), N_("FILE") },
+    { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
+      N_("Read settings from FILE (default: $XDG_CONFIG_HOME/crafty-kv/crafty-kv.conf)"),
+      N_("FILE") },
     { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
       N_("Print the version and exit"), NULL },
     G_OPTION_ENTRY_NULL
   };
+  g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
 
-  self->address = g_strdup (DEFAULT_ADDRESS);
-  self->port = DEFAULT_PORT;
+  self->config = kv_config_new ();
 
+  g_application_add_main_option_entries (G_APPLICATION (self), settings);
   g_application_add_main_option_entries (G_APPLICATION (self), entries);
   g_application_set_option_context_summary (G_APPLICATION (self),
                                             _("An in-memory key-value store served over HTTP."));

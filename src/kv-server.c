@@ -17,12 +17,18 @@ struct _KvServer
   GObject parent_instance;
 
   KvStorage *storage;   /* (owned) */
+  KvConfig *config;     /* (owned) */
   SoupServer *soup;     /* (owned) */
+
+  /* Limits, read once from the config: they are on every request's path. */
+  gsize max_value_size;
+  gsize max_key_size;
 };
 
 enum {
   PROP_0,
   PROP_STORAGE,
+  PROP_CONFIG,
   N_PROPS
 };
 
@@ -197,6 +203,11 @@ kv_server_constructed (GObject *object)
 
   g_assert (self->storage != NULL);
 
+  if (self->config == NULL)
+    self->config = kv_config_new ();
+  self->max_value_size = kv_config_get_max_value_size (self->config);
+  self->max_key_size = kv_config_get_max_key_size (self->config);
+
   self->soup = soup_server_new ("server-header", PACKAGE_NAME "/" VERSION " ", NULL);
   /* Handler paths are matched as raw prefixes: "/kv" would also take "/kvx". */
   soup_server_add_handler (self->soup, KV_PREFIX, handle_kv, self, NULL);
@@ -214,6 +225,7 @@ kv_server_dispose (GObject *object)
       g_clear_object (&self->soup);
     }
   g_clear_object (&self->storage);
+  g_clear_object (&self->config);
 
   G_OBJECT_CLASS (kv_server_parent_class)->dispose (object);
 }
@@ -230,6 +242,9 @@ kv_server_get_property (GObject    *object,
     {
     case PROP_STORAGE:
       g_value_set_object (value, self->storage);
+      break;
+    case PROP_CONFIG:
+      g_value_set_object (value, self->config);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -248,6 +263,9 @@ kv_server_set_property (GObject      *object,
     {
     case PROP_STORAGE:
       self->storage = g_value_dup_object (value);
+      break;
+    case PROP_CONFIG:
+      self->config = g_value_dup_object (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -274,6 +292,16 @@ kv_server_class_init (KvServerClass *klass)
                          KV_TYPE_STORAGE,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * KvServer:config:
+   *
+   * The settings, limits among them; the defaults when %NULL.
+   */
+  properties[PROP_CONFIG] =
+    g_param_spec_object ("config", NULL, NULL,
+                         KV_TYPE_CONFIG,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -285,15 +313,18 @@ kv_server_init (KvServer *self)
 /**
  * kv_server_new:
  * @storage: the store to serve
+ * @config: (nullable): the settings, or %NULL for the defaults
  *
  * Returns: (transfer full): a server that is not listening yet
  */
 KvServer *
-kv_server_new (KvStorage *storage)
+kv_server_new (KvStorage *storage,
+               KvConfig  *config)
 {
   g_return_val_if_fail (KV_IS_STORAGE (storage), NULL);
+  g_return_val_if_fail (config == NULL || KV_IS_CONFIG (config), NULL);
 
-  return g_object_new (KV_TYPE_SERVER, "storage", storage, NULL);
+  return g_object_new (KV_TYPE_SERVER, "storage", storage, "config", config, NULL);
 }
 
 /**

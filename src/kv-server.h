@@ -6,6 +6,7 @@
 
 #include <libsoup/soup.h>
 
+#include "kv-config.h"
 #include "kv-storage.h"
 
 G_BEGIN_DECLS
@@ -13,7 +14,8 @@ G_BEGIN_DECLS
 #define KV_TYPE_SERVER (kv_server_get_type ())
 G_DECLARE_FINAL_TYPE (KvServer, kv_server, KV, SERVER, GObject)
 
-KvServer   *kv_server_new             (KvStorage   *storage);
+KvServer   *kv_server_new             (KvStorage   *storage,
+                                       KvConfig    *config);
 KvStorage  *kv_server_get_storage     (KvServer    *self);
 SoupServer *kv_server_get_soup_server (KvServer    *self);
 gboolean    kv_server_listen          (KvServer    *self,

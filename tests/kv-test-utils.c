@@ -16,6 +16,7 @@ struct _KvTestServer
   GMainContext *context;
   GMainLoop *loop;
   KvStorage *storage;
+  KvConfig *config;
   KvServer *server;
   guint16 port;
 
@@ -32,7 +33,7 @@ server_thread (gpointer data)
 
   g_main_context_push_thread_default (ts->context);
 
-  ts->server = kv_server_new (ts->storage);
+  ts->server = kv_server_new (ts->storage, ts->config);
   kv_server_listen (ts->server, "127.0.0.1", 0, &error);
   g_assert_no_error (error);
   ts->port = kv_server_get_port (ts->server);
@@ -55,17 +56,20 @@ server_thread (gpointer data)
 }
 
 /**
- * kv_test_server_start:
+ * kv_test_server_start_with_config:
  * @storage: the store to serve
+ * @config: (nullable): settings, or %NULL for the defaults
  *
  * Returns: (transfer full): a running server
  */
 KvTestServer *
-kv_test_server_start (KvStorage *storage)
+kv_test_server_start_with_config (KvStorage *storage,
+                                  KvConfig  *config)
 {
   KvTestServer *ts = g_new0 (KvTestServer, 1);
 
   ts->storage = g_object_ref (storage);
+  ts->config = config != NULL ? g_object_ref (config) : NULL;
   ts->context = g_main_context_new ();
   ts->loop = g_main_loop_new (ts->context, FALSE);
   g_mutex_init (&ts->lock);
@@ -79,6 +83,12 @@ kv_test_server_start (KvStorage *storage)
   g_mutex_unlock (&ts->lock);
 
   return ts;
+}
+
+KvTestServer *
+kv_test_server_start (KvStorage *storage)
+{
+  return kv_test_server_start_with_config (storage, NULL);
 }
 
 static gboolean
@@ -97,6 +107,7 @@ kv_test_server_stop (KvTestServer *ts)
   g_main_loop_unref (ts->loop);
   g_main_context_unref (ts->context);
   g_object_unref (ts->storage);
+  g_clear_object (&ts->config);
   g_mutex_clear (&ts->lock);
   g_cond_clear (&ts->cond);
   g_free (ts);

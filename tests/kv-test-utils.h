@@ -15,6 +15,8 @@ G_BEGIN_DECLS
 typedef struct _KvTestServer KvTestServer;
 
 KvTestServer *kv_test_server_start     (KvStorage    *storage);
+KvTestServer *kv_test_server_start_with_config (KvStorage *storage,
+                                                KvConfig  *config);
 void          kv_test_server_stop      (KvTestServer *server);
 KvServer     *kv_test_server_get       (KvTestServer *server);
 guint16       kv_test_server_get_port  (KvTestServer *server);

@@ -1,0 +1,553 @@
+/* kv-config.c: every setting of crafty-kv, from defaults, a key file and
+ * the command line
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Each setting is a property of KvConfig. The property is the single place
+ * that gives a setting its name, type, range, default and description: the
+ * command-line options and the key-file keys are both derived from it, so a
+ * new setting is one new property.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "kv-config.h"
+#include "kv-entry.h"
+
+struct _KvConfig
+{
+  GObject parent_instance;
+
+  char *address;
+  guint port;
+  char *port_file;
+  guint64 max_value_size;
+  guint max_key_size;
+};
+
+enum {
+  PROP_0,
+  PROP_ADDRESS,
+  PROP_PORT,
+  PROP_PORT_FILE,
+  PROP_MAX_VALUE_SIZE,
+  PROP_MAX_KEY_SIZE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_QUARK (kv-config-error-quark, kv_config_error)
+
+G_DEFINE_FINAL_TYPE (KvConfig, kv_config, G_TYPE_OBJECT)
+
+static void
+kv_config_finalize (GObject *object)
+{
+  KvConfig *self = KV_CONFIG (object);
+
+  g_free (self->address);
+  g_free (self->port_file);
+
+  G_OBJECT_CLASS (kv_config_parent_class)->finalize (object);
+}
+
+static void
+kv_config_get_property (GObject    *object,
+                        guint       prop_id,
+                        GValue     *value,
+                        GParamSpec *pspec)
+{
+  KvConfig *self = KV_CONFIG (object);
+
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      g_value_set_string (value, self->address);
+      break;
+    case PROP_PORT:
+      g_value_set_uint (value, self->port);
+      break;
+    case PROP_PORT_FILE:
+      g_value_set_string (value, self->port_file);
+      break;
+    case PROP_MAX_VALUE_SIZE:
+      g_value_set_uint64 (value, self->max_value_size);
+      break;
+    case PROP_MAX_KEY_SIZE:
+      g_value_set_uint (value, self->max_key_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+kv_config_set_property (GObject      *object,
+                        guint         prop_id,
+                        const GValue *value,
+                        GParamSpec   *pspec)
+{
+  KvConfig *self = KV_CONFIG (object);
+
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      g_free (self->address);
+      self->address = g_value_dup_string (value);
+      break;
+    case PROP_PORT:
+      self->port = g_value_get_uint (value);
+      break;
+    case PROP_PORT_FILE:
+      g_free (self->port_file);
+      self->port_file = g_value_dup_string (value);
+      break;
+    case PROP_MAX_VALUE_SIZE:
+      self->max_value_size = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_KEY_SIZE:
+      self->max_key_size = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+#define SETTING (G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS)
+
+static void
+kv_config_class_init (KvConfigClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = kv_config_finalize;
+  object_class->get_property = kv_config_get_property;
+  object_class->set_property = kv_config_set_property;
+
+  /* The nick is the option's argument name and the blurb its --help line;
+   * both are marked for translation and translated when shown. */
+  properties[PROP_ADDRESS] =
+    g_param_spec_string ("address", N_("ADDRESS"),
+                         N_("Listen on ADDRESS, an IPv4 or IPv6 address (default: 127.0.0.1)"),
+                         "127.0.0.1", SETTING);
+  properties[PROP_PORT] =
+    g_param_spec_uint ("port", N_("PORT"),
+                       N_("Listen on TCP port PORT; 0 picks a free port (default: 8888)"),
+                       0, G_MAXUINT16, 8888, SETTING);
+  properties[PROP_PORT_FILE] =
+    g_param_spec_string ("port-file", N_("FILE"),
+                         N_("Write the bound port to FILE once listening"),
+                         NULL, SETTING);
+  properties[PROP_MAX_VALUE_SIZE] =
+    g_param_spec_uint64 ("max-value-size", N_("BYTES"),
+                         N_("Refuse values larger than BYTES (default: 1048576)"),
+                         1, G_MAXUINT32, 1024 * 1024, SETTING);
+  properties[PROP_MAX_KEY_SIZE] =
+    g_param_spec_uint ("max-key-size", N_("BYTES"),
+                       N_("Refuse keys longer than BYTES (default: 1024)"),
+                       1, KV_ENTRY_MAX_KEY_SIZE, 1024, SETTING);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+kv_config_init (KvConfig *self)
+{
+}
+
+/**
+ * kv_config_new:
+ *
+ * Returns: (transfer full): the default settings
+ */
+KvConfig *
+kv_config_new (void)
+{
+  return g_object_new (KV_TYPE_CONFIG, NULL);
+}
+
+static GOptionArg
+option_arg_for (GParamSpec *pspec)
+{
+  switch (G_TYPE_FUNDAMENTAL (pspec->value_type))
+    {
+    case G_TYPE_BOOLEAN:
+      return G_OPTION_ARG_NONE;
+    case G_TYPE_STRING:
+      return G_OPTION_ARG_STRING;
+    case G_TYPE_BOXED:
+      return G_OPTION_ARG_STRING_ARRAY;
+    case G_TYPE_DOUBLE:
+      return G_OPTION_ARG_DOUBLE;
+    default:
+      /* Integers are parsed by us, so that a bad value gets the same error
+       * on the command line as in the key file. */
+      return G_OPTION_ARG_STRING;
+    }
+}
+
+/**
+ * kv_config_dup_option_entries:
+ *
+ * Returns: (transfer full) (array zero-terminated=1): one option entry per
+ *   setting, with no arg_data, for g_application_add_main_option_entries();
+ *   free with g_free()
+ */
+GOptionEntry *
+kv_config_dup_option_entries (void)
+{
+  GOptionEntry *entries = g_new0 (GOptionEntry, N_PROPS);
+  /* The property specs exist once the class does. */
+  g_autoptr(GTypeClass) klass = g_type_class_ref (KV_TYPE_CONFIG);
+
+  for (guint i = 1; i < N_PROPS; i++)
+    {
+      GParamSpec *pspec = properties[i];
+      GOptionArg arg = option_arg_for (pspec);
+
+      entries[i - 1] = (GOptionEntry) {
+        .long_name = g_param_spec_get_name (pspec),
+        .arg = arg,
+        .description = g_param_spec_get_blurb (pspec),
+        .arg_description = arg == G_OPTION_ARG_NONE ? NULL : g_param_spec_get_nick (pspec),
+      };
+    }
+
+  return entries;
+}
+
+/* Parses @text into @value for @pspec, checking the range. */
+static gboolean
+parse_value (GParamSpec  *pspec,
+             const char  *text,
+             GValue      *value,
+             GError     **error)
+{
+  g_value_init (value, pspec->value_type);
+
+  switch (G_TYPE_FUNDAMENTAL (pspec->value_type))
+    {
+    case G_TYPE_STRING:
+      g_value_set_string (value, text);
+      return TRUE;
+
+    case G_TYPE_BOOLEAN:
+      if (g_strcmp0 (text, "true") == 0)
+        g_value_set_boolean (value, TRUE);
+      else if (g_strcmp0 (text, "false") == 0)
+        g_value_set_boolean (value, FALSE);
+      else
+        break;
+      return TRUE;
+
+    case G_TYPE_DOUBLE:
+      {
+        char *end = NULL;
+        double d;
+
+        errno = 0;
+        d = g_ascii_strtod (text, &end);
+        if (errno != 0 || end == text || *end != '\0')
+          break;
+        g_value_set_double (value, d);
+        /* Validation clamps into the range and says whether it had to. */
+        if (g_param_value_validate (pspec, value))
+          goto out_of_range;
+        return TRUE;
+      }
+
+    case G_TYPE_UINT:
+    case G_TYPE_UINT64:
+    case G_TYPE_INT:
+    case G_TYPE_INT64:
+      {
+        guint64 n;
+
+        /* Plain decimal digits only: no sign, no spaces, no 0x. */
+        if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT64, &n, NULL))
+          break;
+        if (pspec->value_type == G_TYPE_UINT)
+          {
+            GParamSpecUInt *u = G_PARAM_SPEC_UINT (pspec);
+            if (n < u->minimum || n > u->maximum)
+              goto out_of_range;
+            g_value_set_uint (value, n);
+          }
+        else if (pspec->value_type == G_TYPE_UINT64)
+          {
+            GParamSpecUInt64 *u = G_PARAM_SPEC_UINT64 (pspec);
+            if (n < u->minimum || n > u->maximum)
+              goto out_of_range;
+            g_value_set_uint64 (value, n);
+          }
+        else if (pspec->value_type == G_TYPE_INT)
+          {
+            GParamSpecInt *s = G_PARAM_SPEC_INT (pspec);
+            if (n > (guint64) s->maximum || (gint64) n < s->minimum)
+              goto out_of_range;
+            g_value_set_int (value, n);
+          }
+        else
+          {
+            GParamSpecInt64 *s = G_PARAM_SPEC_INT64 (pspec);
+            if (n > (guint64) s->maximum || (gint64) n < s->minimum)
+              goto out_of_range;
+            g_value_set_int64 (value, n);
+          }
+        return TRUE;
+      }
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+               _("invalid value “%s” for %s"), text, g_param_spec_get_name (pspec));
+  g_value_unset (value);
+  return FALSE;
+
+out_of_range:
+  {
+    g_autofree char *range = NULL;
+
+    if (G_IS_PARAM_SPEC_UINT (pspec))
+      range = g_strdup_printf ("%u–%u", G_PARAM_SPEC_UINT (pspec)->minimum,
+                               G_PARAM_SPEC_UINT (pspec)->maximum);
+    else if (G_IS_PARAM_SPEC_UINT64 (pspec))
+      range = g_strdup_printf ("%" G_GUINT64_FORMAT "–%" G_GUINT64_FORMAT,
+                               G_PARAM_SPEC_UINT64 (pspec)->minimum,
+                               G_PARAM_SPEC_UINT64 (pspec)->maximum);
+    else if (G_IS_PARAM_SPEC_INT (pspec))
+      range = g_strdup_printf ("%d–%d", G_PARAM_SPEC_INT (pspec)->minimum,
+                               G_PARAM_SPEC_INT (pspec)->maximum);
+    else if (G_IS_PARAM_SPEC_INT64 (pspec))
+      range = g_strdup_printf ("%" G_GINT64_FORMAT "–%" G_GINT64_FORMAT,
+                               G_PARAM_SPEC_INT64 (pspec)->minimum,
+                               G_PARAM_SPEC_INT64 (pspec)->maximum);
+    else
+      range = g_strdup_printf ("%g–%g", G_PARAM_SPEC_DOUBLE (pspec)->minimum,
+                               G_PARAM_SPEC_DOUBLE (pspec)->maximum);
+
+    g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                 _("invalid value “%s” for %s: must be in the range %s"),
+                 text, g_param_spec_get_name (pspec), range);
+    g_value_unset (value);
+    return FALSE;
+  }
+}
+
+/**
+ * kv_config_apply_options:
+ * @self: a #KvConfig
+ * @options: the options as parsed by GApplication
+ * @error: return location for a #GError
+ *
+ * Sets every setting given on the command line, overriding the key file.
+ *
+ * Returns: %TRUE if every option value was valid
+ */
+gboolean
+kv_config_apply_options (KvConfig      *self,
+                         GVariantDict  *options,
+                         GError       **error)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), FALSE);
+
+  for (guint i = 1; i < N_PROPS; i++)
+    {
+      GParamSpec *pspec = properties[i];
+      const char *name = g_param_spec_get_name (pspec);
+      g_autoptr(GVariant) v = g_variant_dict_lookup_value (options, name, NULL);
+      g_auto(GValue) value = G_VALUE_INIT;
+
+      if (v == NULL)
+        continue;
+
+      if (g_variant_is_of_type (v, G_VARIANT_TYPE_BOOLEAN))
+        {
+          g_value_init (&value, G_TYPE_BOOLEAN);
+          g_value_set_boolean (&value, g_variant_get_boolean (v));
+        }
+      else if (g_variant_is_of_type (v, G_VARIANT_TYPE_DOUBLE))
+        {
+          g_autofree char *text = g_strdup_printf ("%g", g_variant_get_double (v));
+
+          if (!parse_value (pspec, text, &value, error))
+            return FALSE;
+        }
+      else if (g_variant_is_of_type (v, G_VARIANT_TYPE_STRING_ARRAY))
+        {
+          g_value_init (&value, G_TYPE_STRV);
+          g_value_take_boxed (&value, g_variant_dup_strv (v, NULL));
+        }
+      else if (!parse_value (pspec, g_variant_get_string (v, NULL), &value, error))
+        {
+          g_prefix_error (error, "--%s: ", name);
+          return FALSE;
+        }
+
+      g_object_set_property (G_OBJECT (self), name, &value);
+    }
+
+  return TRUE;
+}
+
+/* GKeyFile does not say where a key or group is; find its line for error
+ * messages. @name is a key, or a group when @is_group. */
+static guint
+find_line (const char *contents,
+           const char *name,
+           gboolean    is_group)
+{
+  g_auto(GStrv) lines = g_strsplit (contents, "\n", -1);
+  gsize name_len = strlen (name);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *line = lines[i];
+
+      while (g_ascii_isspace (*line))
+        line++;
+      if (is_group)
+        {
+          if (line[0] == '[' && strncmp (line + 1, name, name_len) == 0 &&
+              line[name_len + 1] == ']')
+            return i + 1;
+        }
+      else if (strncmp (line, name, name_len) == 0)
+        {
+          const char *rest = line + name_len;
+          while (*rest == ' ' || *rest == '\t')
+            rest++;
+          if (*rest == '=')
+            return i + 1;
+        }
+    }
+
+  return 0;
+}
+
+/**
+ * kv_config_load_file:
+ * @self: a #KvConfig
+ * @path: a key file with a `[server]` group
+ * @error: return location for a #GError
+ *
+ * Sets every setting that @path gives. Errors name the file and line.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+kv_config_load_file (KvConfig    *self,
+                     const char  *path,
+                     GError     **error)
+{
+  g_autoptr(GKeyFile) key_file = g_key_file_new ();
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) groups = NULL;
+  g_auto(GStrv) keys = NULL;
+  gsize len;
+
+  g_return_val_if_fail (KV_IS_CONFIG (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  if (!g_file_get_contents (path, &contents, &len, error) ||
+      !g_key_file_load_from_data (key_file, contents, len, G_KEY_FILE_NONE, &local_error))
+    {
+      if (local_error != NULL)
+        g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                     "%s: %s", path, local_error->message);
+      return FALSE;
+    }
+
+  groups = g_key_file_get_groups (key_file, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      if (g_strcmp0 (groups[i], KV_CONFIG_GROUP) != 0)
+        {
+          g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_UNKNOWN_KEY,
+                       _("%s:%u: unknown group [%s]; settings go in [%s]"),
+                       path, find_line (contents, groups[i], TRUE), groups[i], KV_CONFIG_GROUP);
+          return FALSE;
+        }
+    }
+
+  keys = g_key_file_get_keys (key_file, KV_CONFIG_GROUP, NULL, NULL);
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    {
+      GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (self), keys[i]);
+      g_auto(GValue) value = G_VALUE_INIT;
+      g_autofree char *text = NULL;
+
+      if (pspec == NULL)
+        {
+          g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_UNKNOWN_KEY,
+                       _("%s:%u: unknown key “%s”"), path, find_line (contents, keys[i], FALSE), keys[i]);
+          return FALSE;
+        }
+
+      if (pspec->value_type == G_TYPE_STRV)
+        {
+          g_auto(GStrv) list = g_key_file_get_string_list (key_file, KV_CONFIG_GROUP, keys[i],
+                                                           NULL, NULL);
+          g_value_init (&value, G_TYPE_STRV);
+          g_value_take_boxed (&value, g_steal_pointer (&list));
+        }
+      else
+        {
+          g_autoptr(GError) value_error = NULL;
+
+          text = g_key_file_get_string (key_file, KV_CONFIG_GROUP, keys[i], NULL);
+          if (!parse_value (pspec, text, &value, &value_error))
+            {
+              g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                           "%s:%u: %s", path, find_line (contents, keys[i], FALSE), value_error->message);
+              return FALSE;
+            }
+        }
+
+      g_object_set_property (G_OBJECT (self), keys[i], &value);
+    }
+
+  return TRUE;
+}
+
+const char *
+kv_config_get_address (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+  return self->address;
+}
+
+guint16
+kv_config_get_port (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->port;
+}
+
+const char *
+kv_config_get_port_file (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+  return self->port_file;
+}
+
+gsize
+kv_config_get_max_value_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_value_size;
+}
+
+gsize
+kv_config_get_max_key_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_key_size;
+}

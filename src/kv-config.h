@@ -1,0 +1,50 @@
+/* kv-config.h: every setting of crafty-kv, from defaults, a key file and
+ * the command line
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define KV_CONFIG_GROUP "server"
+
+#define KV_CONFIG_ERROR (kv_config_error_quark ())
+
+/**
+ * KvConfigError:
+ * @KV_CONFIG_ERROR_UNKNOWN_KEY: the key file names a setting that does not exist
+ * @KV_CONFIG_ERROR_INVALID_VALUE: a value cannot be parsed or is out of range
+ *
+ * Errors from loading settings.
+ */
+typedef enum
+{
+  KV_CONFIG_ERROR_UNKNOWN_KEY,
+  KV_CONFIG_ERROR_INVALID_VALUE,
+} KvConfigError;
+
+GQuark kv_config_error_quark (void);
+
+#define KV_TYPE_CONFIG (kv_config_get_type ())
+G_DECLARE_FINAL_TYPE (KvConfig, kv_config, KV, CONFIG, GObject)
+
+KvConfig     *kv_config_new                 (void);
+
+GOptionEntry *kv_config_dup_option_entries  (void);
+gboolean      kv_config_apply_options       (KvConfig      *self,
+                                             GVariantDict  *options,
+                                             GError       **error);
+gboolean      kv_config_load_file           (KvConfig      *self,
+                                             const char    *path,
+                                             GError       **error);
+
+const char   *kv_config_get_address         (KvConfig *self);
+guint16       kv_config_get_port            (KvConfig *self);
+const char   *kv_config_get_port_file       (KvConfig *self);
+gsize         kv_config_get_max_value_size  (KvConfig *self);
+gsize         kv_config_get_max_key_size    (KvConfig *self);
+
+G_END_DECLS
