@@ -4,8 +4,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
+#include "kv-guard.h"
 #include "kv-server.h"
 
 #define KV_PREFIX "/kv/"
@@ -23,6 +27,11 @@ struct _KvServer
   /* Limits, read once from the config: they are on every request's path. */
   gsize max_value_size;
   gsize max_key_size;
+
+  /* The transport: see kv_server_accept_connection(). */
+  KvGuard *guard;               /* (owned) */
+  KvListener *listener;         /* (owned) (nullable) until listening */
+  GSocket *keepalive_peer;      /* (owned) (nullable) */
 };
 
 enum {
@@ -194,6 +203,10 @@ handle_not_found (SoupServer        *server,
   reply_error (msg, SOUP_STATUS_NOT_FOUND, "not found");
 }
 
+static void setup_transport (KvServer *self);
+static void teardown_transport (KvServer *self);
+static KvListener *ensure_listener (KvServer *self);
+
 static void
 kv_server_constructed (GObject *object)
 {
@@ -212,6 +225,8 @@ kv_server_constructed (GObject *object)
   /* Handler paths are matched as raw prefixes: "/kv" would also take "/kvx". */
   soup_server_add_handler (self->soup, KV_PREFIX, handle_kv, self, NULL);
   soup_server_add_handler (self->soup, NULL, handle_not_found, self, NULL);
+
+  setup_transport (self);
 }
 
 static void
@@ -219,11 +234,13 @@ kv_server_dispose (GObject *object)
 {
   KvServer *self = KV_SERVER (object);
 
+  teardown_transport (self);
   if (self->soup != NULL)
     {
       soup_server_disconnect (self->soup);
       g_clear_object (&self->soup);
     }
+  g_clear_object (&self->keepalive_peer);
   g_clear_object (&self->storage);
   g_clear_object (&self->config);
 
@@ -361,7 +378,7 @@ kv_server_get_soup_server (KvServer *self)
  * @error: return location for a #GError
  *
  * Starts listening on @address and @port, in the thread-default main
- * context of the caller.
+ * context of the caller. A non-loopback @address needs a token file.
  *
  * Returns: %TRUE on success
  */
@@ -387,24 +404,188 @@ kv_server_listen (KvServer    *self,
     }
 
   sockaddr = g_inet_socket_address_new (inet, port);
-  return soup_server_listen (self->soup, sockaddr, 0, error);
+  if (!kv_guard_check_address (self->guard, sockaddr, error))
+    return FALSE;
+
+  return kv_listener_add_address (ensure_listener (self), sockaddr, error) != NULL;
 }
 
 /**
  * kv_server_get_port:
  *
- * Returns: the port of the first listener, or 0 when not listening
+ * Returns: the port of the first TCP listener, or 0 when there is none
  */
 guint16
 kv_server_get_port (KvServer *self)
 {
-  g_autoslist(GUri) uris = NULL;
-
   g_return_val_if_fail (KV_IS_SERVER (self), 0);
 
-  uris = soup_server_get_uris (self->soup);
-  if (uris == NULL)
-    return 0;
+  /* Not soup_server_get_uris(): libsoup's only listener is the one of
+   * setup_transport(), and it is not an IP socket. */
+  return self->listener != NULL ? kv_listener_get_port (self->listener) : 0;
+}
 
-  return g_uri_get_port (uris->data);
+/* ---- The transport ----
+ *
+ * Connections are accepted by a KvListener, admitted by a KvGuard, and only
+ * then handed to libsoup with soup_server_accept_iostream(). The guard
+ * checks each request's headers before libsoup reads a body. */
+
+static void
+on_connection (GSocket  *socket,
+               gpointer  user_data)
+{
+  KvServer *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!kv_server_accept_connection (self, socket, &error))
+    g_debug ("Dropping a connection: %s", error->message);
+}
+
+static KvListener *
+ensure_listener (KvServer *self)
+{
+  if (self->listener == NULL)
+    {
+      self->listener = kv_listener_new (kv_config_get_max_connections (self->config));
+      /* The listener lives no longer than we do. */
+      kv_listener_add_target (self->listener, NULL, on_connection, self, NULL);
+    }
+
+  return self->listener;
+}
+
+static void
+setup_transport (KvServer *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) end = NULL;
+  int fds[2];
+
+  self->guard = kv_guard_new (self->config);
+  kv_guard_watch (self->guard, self->soup);
+
+  /* libsoup 3.2 keeps a connection open after a response only while the
+   * SoupServer has a listener of its own (request_finished() checks for
+   * one), and we accept connections ourselves. Give it a listener that can
+   * never accept anything: one end of a socket pair whose other end we
+   * hold and never write to, so that it never becomes readable. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+    {
+      g_warning ("Cannot keep connections alive: %s", g_strerror (errno));
+      return;
+    }
+  end = g_socket_new_from_fd (fds[0], &error);
+  if (end == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+    }
+  else
+    {
+      self->keepalive_peer = g_socket_new_from_fd (fds[1], &error);
+      if (self->keepalive_peer == NULL)
+        close (fds[1]);
+    }
+  if (error == NULL)
+    soup_server_listen_socket (self->soup, end, 0, &error);
+  if (error != NULL)
+    g_warning ("Cannot keep connections alive: %s", error->message);
+}
+
+static void
+teardown_transport (KvServer *self)
+{
+  if (self->listener != NULL)
+    {
+      kv_listener_close (self->listener);
+      g_clear_object (&self->listener);
+    }
+  if (self->guard != NULL)
+    {
+      /* Connections still being answered and closed by the guard are
+       * closed now: nothing of ours may stay on the main context. */
+      g_object_run_dispose (G_OBJECT (self->guard));
+      g_clear_object (&self->guard);
+    }
+}
+
+/**
+ * kv_server_listen_socket:
+ * @self: a #KvServer
+ * @socket: a socket that is already listening, e.g. passed by systemd
+ * @error: return location for a #GError
+ *
+ * Starts accepting connections on @socket. A socket bound to a
+ * non-loopback address needs a token file.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+kv_server_listen_socket (KvServer  *self,
+                         GSocket   *socket,
+                         GError   **error)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+
+  g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  address = g_socket_get_local_address (socket, error);
+  if (address == NULL || !kv_guard_check_address (self->guard, address, error))
+    return FALSE;
+
+  return kv_listener_add_socket (ensure_listener (self), socket, error);
+}
+
+/**
+ * kv_server_get_listener:
+ *
+ * Returns: (transfer none) (nullable): the listener of kv_server_listen()
+ *   and kv_server_listen_socket(), or %NULL before either was called
+ */
+KvListener *
+kv_server_get_listener (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), NULL);
+
+  return self->listener;
+}
+
+/**
+ * kv_server_accept_connection:
+ * @self: a #KvServer
+ * @socket: a newly accepted connection
+ * @error: return location for a #GError
+ *
+ * Serves @socket: the guard decides whether its peer may talk to us, and
+ * libsoup reads its requests. Must be called in the main context @self was
+ * created in; a KvListener feeding several servers, each in its own
+ * thread, calls it there.
+ *
+ * Returns: %FALSE if @socket could not be served; it is closed then
+ */
+gboolean
+kv_server_accept_connection (KvServer  *self,
+                             GSocket   *socket,
+                             GError   **error)
+{
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+
+  g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!kv_guard_admit (self->guard, socket, &stream, &local, &remote, error))
+    {
+      g_socket_close (socket, NULL);
+      return FALSE;
+    }
+  if (stream == NULL)
+    return TRUE;  /* turned away: the guard answers and closes */
+
+  return soup_server_accept_iostream (self->soup, stream, local, remote, error);
 }

@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 #include "kv-config.h"
+#include "kv-listener.h"
 #include "kv-storage.h"
 
 G_BEGIN_DECLS
@@ -23,6 +24,14 @@ gboolean    kv_server_listen          (KvServer    *self,
                                        guint16      port,
                                        GError     **error);
 guint16     kv_server_get_port        (KvServer    *self);
+
+gboolean    kv_server_listen_socket   (KvServer    *self,
+                                       GSocket     *socket,
+                                       GError     **error);
+gboolean    kv_server_accept_connection (KvServer  *self,
+                                         GSocket   *socket,
+                                         GError   **error);
+KvListener *kv_server_get_listener    (KvServer    *self);
 
 guint       kv_server_status_for_error (const GError *error);
 
