@@ -224,7 +224,7 @@ kv_config_class_init (KvConfigClass *klass)
                        1, 86400, 30, SETTING);
   properties[PROP_TOKEN_FILE] =
     g_param_spec_string ("token-file", N_("FILE"),
-                         N_("Require “Authorization: Bearer TOKEN” on non-loopback connections, "
+                         N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "
                             "TOKEN being the content of FILE (mode 0600); needed to listen on a "
                             "non-loopback address"),
                          NULL, SETTING);

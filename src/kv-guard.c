@@ -53,8 +53,9 @@
 typedef enum
 {
   PEER_UNIX,      /* a Unix socket: the owner only */
-  PEER_LOOPBACK,  /* TCP over the loopback: the owner only, loopback Host */
-  PEER_REMOTE,    /* anything else: the bearer token */
+  PEER_LOOPBACK,  /* TCP over the loopback: the owner only, loopback Host,
+                   * and the bearer token when there is one */
+  PEER_REMOTE,    /* any other TCP: the bearer token */
 } PeerKind;
 
 /* One per connection, attached to the remote address we hand libsoup:
@@ -262,6 +263,21 @@ closing_start (KvGuard   *self,
   closing_step (closing);
 }
 
+/* libsoup 3.2 knows neither 421 nor 431 by name. */
+static const char *
+status_phrase (guint status)
+{
+  switch (status)
+    {
+    case SOUP_STATUS_MISDIRECTED_REQUEST:
+      return "Misdirected Request";
+    case STATUS_HEADER_FIELDS_TOO_LARGE:
+      return "Request Header Fields Too Large";
+    default:
+      return soup_status_get_phrase (status);
+    }
+}
+
 /* A whole HTTP/1.1 answer, with "Connection: close". */
 static GBytes *
 build_response (guint       status,
@@ -272,9 +288,7 @@ build_response (guint       status,
   GString *response = g_string_new (NULL);
   gsize body_len = strlen (text) + 1;
 
-  g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status,
-                          status == STATUS_HEADER_FIELDS_TOO_LARGE
-                          ? "Request Header Fields Too Large" : soup_status_get_phrase (status));
+  g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status, status_phrase (status));
   g_string_append (response, "Server: " PACKAGE_NAME "/" VERSION "\r\n");
   g_string_append (response, "Connection: close\r\n");
   g_string_append (response, "Content-Type: " TEXT_PLAIN "\r\n");
@@ -667,7 +681,9 @@ on_got_headers (SoupServerMessage *msg,
       reject (c, msg, SOUP_STATUS_MISDIRECTED_REQUEST, "misdirected request", NULL);
       return;
     }
-  if (c->kind == PEER_REMOTE &&
+  /* With a token, every TCP request carries it, loopback or not; without
+   * one, only the loopback is listened on (kv_guard_check_address()). */
+  if (c->kind != PEER_UNIX && (self->have_token || c->kind == PEER_REMOTE) &&
       !token_matches (self, soup_message_headers_get_one (headers, "Authorization")))
     {
       reject (c, msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized", "WWW-Authenticate: Bearer");
