@@ -63,6 +63,18 @@ assert_no_connection_left (Fixture *fixture)
   g_assert_cmpuint (open_connections (fixture), ==, 0);
 }
 
+/* Connections the client closed take the server a moment to let go of:
+ * wait for a free slot, so that a new connection is not refused. */
+static void
+wait_for_free_slot (Fixture *fixture)
+{
+  gint64 deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+
+  while (open_connections (fixture) >= MAX_CONNECTIONS && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  g_assert_cmpuint (open_connections (fixture), <, MAX_CONNECTIONS);
+}
+
 static void
 assert_still_serves (Fixture *fixture)
 {
@@ -535,9 +547,11 @@ test_idle_close_by_client (Fixture       *fixture,
 
   for (guint i = 0; i < 100; i++)
     {
-      g_autoptr(GSocket) socket = kv_raw_connect (fixture->port);
+      g_autoptr(GSocket) socket = NULL;
       g_autoptr(KvRawResponse) response = NULL;
 
+      wait_for_free_slot (fixture);
+      socket = kv_raw_connect (fixture->port);
       kv_raw_send_string (socket, "GET /kv/a HTTP/1.1\r\n" H "\r\n");
       response = kv_raw_read_response (socket, FALSE, 5000);
       g_assert_cmpuint (response->status, ==, 404);
