@@ -28,6 +28,7 @@
  * enough that clients barely notice. */
 #define BACKOFF_MS 100
 #define LISTEN_BACKLOG SOMAXCONN
+#define WARN_INTERVAL_US (60 * G_USEC_PER_SEC)
 
 /* The count of open connections outlives the listener: each connection
  * holds a reference and gives its slot back when its socket is freed,
@@ -64,6 +65,7 @@ struct _KvListener
   guint max_connections;
   Slots *slots;           /* (owned) */
   GSource *backoff;       /* (owned) (nullable) */
+  gint64 warned_at;       /* when a shortage was last logged */
   gboolean closed;
 };
 
@@ -171,7 +173,13 @@ back_off (KvListener   *self,
   if (self->backoff != NULL)
     return;
 
-  g_warning ("Cannot accept connections: %s; trying again in %u ms", error->message, BACKOFF_MS);
+  /* Not every BACKOFF_MS while a shortage lasts. */
+  if (self->warned_at == 0 || g_get_monotonic_time () - self->warned_at > WARN_INTERVAL_US)
+    {
+      g_warning ("Cannot accept connections: %s; trying again every %u ms",
+                 error->message, BACKOFF_MS);
+      self->warned_at = g_get_monotonic_time ();
+    }
 
   stop_accepting (self);
   self->backoff = g_timeout_source_new (BACKOFF_MS);
