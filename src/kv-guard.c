@@ -109,6 +109,7 @@ struct _KvGuard
   guint8 token_digest[32];
 
   GQueue closings;              /* (element-type Closing) */
+  int diag_fd;                  /* for kv_peer_get_uid(), or -1 */
   gboolean warned_peer_lookup;
 };
 
@@ -823,6 +824,8 @@ kv_guard_finalize (GObject *object)
 
   g_clear_object (&self->config);
   g_strfreev (self->allow_origin);
+  if (self->diag_fd >= 0)
+    close (self->diag_fd);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (kv_guard_parent_class)->finalize (object);
@@ -895,6 +898,7 @@ kv_guard_init (KvGuard *self)
 {
   self->context = g_main_context_ref_thread_default ();
   self->uid = geteuid ();
+  self->diag_fd = -1;
   g_queue_init (&self->closings);
 }
 
@@ -1040,7 +1044,10 @@ peer_is_owner (KvGuard *self,
   g_autoptr(GError) error = NULL;
   uid_t uid;
 
-  if (!kv_peer_get_uid (socket, &uid, &error))
+  if (self->diag_fd < 0 && g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+    self->diag_fd = kv_peer_open_diag (NULL);
+
+  if (!kv_peer_get_uid (socket, self->diag_fd, &uid, &error))
     {
       /* Whoever it is, we cannot tell: refuse rather than guess. */
       if (!self->warned_peer_lookup)

@@ -43,15 +43,49 @@ copy_address (__be32       addr[4],
   memcpy (addr, g_inet_address_to_bytes (inet), g_inet_address_get_native_size (inet));
 }
 
+/**
+ * kv_peer_open_diag:
+ * @error: return location for a #GError
+ *
+ * Opens a sock_diag socket for kv_peer_get_uid() to reuse, so that a
+ * lookup needs no new file descriptor (not even when the process has run
+ * out of them) and costs two system calls.
+ *
+ * Returns: the file descriptor, or -1 on error
+ */
+int
+kv_peer_open_diag (GError **error)
+{
+  struct timeval timeout = { 0, NETLINK_TIMEOUT_US };
+  int fd = socket (AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+  if (fd < 0)
+    {
+      set_errno_error (error, errno, "cannot open a sock_diag socket");
+      return -1;
+    }
+  if (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
+    {
+      int errsv = errno;
+      close (fd);
+      set_errno_error (error, errsv, "cannot set up a sock_diag socket");
+      return -1;
+    }
+
+  return fd;
+}
+
 /* Asks the kernel for the uid owning the TCP socket whose own end is
  * @peer and whose other end is @local: that is the client's socket of a
  * connection we accepted. */
 static gboolean
-lookup_tcp_owner (GInetSocketAddress  *local,
+lookup_tcp_owner (int                  fd,
+                  GInetSocketAddress  *local,
                   GInetSocketAddress  *peer,
                   uid_t               *uid,
                   GError             **error)
 {
+  static guint sequence;
   GInetAddress *local_inet = g_inet_socket_address_get_address (local);
   GInetAddress *peer_inet = g_inet_socket_address_get_address (peer);
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
@@ -65,9 +99,6 @@ lookup_tcp_owner (GInetSocketAddress  *local,
     struct nlmsghdr header;
     char bytes[8192];
   } reply;
-  struct timeval timeout = { 0, NETLINK_TIMEOUT_US };
-  int len;
-  int fd;
 
   if (g_inet_address_get_family (local_inet) != g_inet_address_get_family (peer_inet))
     {
@@ -81,7 +112,7 @@ lookup_tcp_owner (GInetSocketAddress  *local,
   query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   /* No NLM_F_DUMP: an exact lookup of one socket, not a list of them all. */
   query.header.nlmsg_flags = NLM_F_REQUEST;
-  query.header.nlmsg_seq = 1;
+  query.header.nlmsg_seq = g_atomic_int_add (&sequence, 1) + 1;
   query.request.sdiag_family =
     g_inet_address_get_family (peer_inet) == G_SOCKET_FAMILY_IPV6 ? AF_INET6 : AF_INET;
   query.request.sdiag_protocol = IPPROTO_TCP;
@@ -93,58 +124,50 @@ lookup_tcp_owner (GInetSocketAddress  *local,
   query.request.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
   query.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 
-  fd = socket (AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0)
-    return set_errno_error (error, errno, "cannot open a sock_diag socket");
+  if (sendto (fd, &query, sizeof query, 0, (struct sockaddr *) &kernel, sizeof kernel) < 0)
+    return set_errno_error (error, errno, "cannot query sock_diag");
 
-  if (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0 ||
-      sendto (fd, &query, sizeof query, 0, (struct sockaddr *) &kernel, sizeof kernel) < 0)
+  for (;;)
     {
-      int errsv = errno;
-      close (fd);
-      return set_errno_error (error, errsv, "cannot query sock_diag");
-    }
+      int len;
 
-  do
-    len = recv (fd, &reply, sizeof reply, 0);
-  while (len < 0 && errno == EINTR);
-  if (len < 0)
-    {
-      int errsv = errno;
-      close (fd);
-      return set_errno_error (error, errsv, "no answer from sock_diag");
-    }
-  close (fd);
+      do
+        len = recv (fd, &reply, sizeof reply, 0);
+      while (len < 0 && errno == EINTR);
+      if (len < 0)
+        return set_errno_error (error, errno, "no answer from sock_diag");
 
-  for (struct nlmsghdr *h = &reply.header; NLMSG_OK (h, len); h = NLMSG_NEXT (h, len))
-    {
-      if (h->nlmsg_type == NLMSG_ERROR)
-        {
-          const struct nlmsgerr *err = NLMSG_DATA (h);
-
-          if (h->nlmsg_len < NLMSG_LENGTH (sizeof *err))
-            break;
-          /* ENOENT: the peer is gone already. */
-          return set_errno_error (error, -err->error, "sock_diag lookup failed");
-        }
-
-      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-          h->nlmsg_len >= NLMSG_LENGTH (sizeof (struct inet_diag_msg)))
+      for (struct nlmsghdr *h = &reply.header; NLMSG_OK (h, len); h = NLMSG_NEXT (h, len))
         {
           const struct inet_diag_msg *msg = NLMSG_DATA (h);
 
+          /* A late answer to an earlier lookup that timed out. */
+          if (h->nlmsg_seq != query.header.nlmsg_seq)
+            continue;
+
+          if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH (sizeof (struct nlmsgerr)))
+            {
+              const struct nlmsgerr *err = NLMSG_DATA (h);
+
+              /* ENOENT: the peer is gone already. */
+              return set_errno_error (error, -err->error, "sock_diag lookup failed");
+            }
+
           /* The answer must be the socket we asked about. */
-          if (msg->id.idiag_sport != query.request.id.idiag_sport ||
+          if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+              h->nlmsg_len < NLMSG_LENGTH (sizeof *msg) ||
+              msg->id.idiag_sport != query.request.id.idiag_sport ||
               msg->id.idiag_dport != query.request.id.idiag_dport ||
               memcmp (msg->id.idiag_src, query.request.id.idiag_src, sizeof msg->id.idiag_src) != 0 ||
               memcmp (msg->id.idiag_dst, query.request.id.idiag_dst, sizeof msg->id.idiag_dst) != 0)
-            continue;
+            goto unexpected;
 
           *uid = msg->idiag_uid;
           return TRUE;
         }
     }
 
+unexpected:
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                        "sock_diag did not describe the peer's socket");
   return FALSE;
@@ -153,6 +176,8 @@ lookup_tcp_owner (GInetSocketAddress  *local,
 /**
  * kv_peer_get_uid:
  * @socket: a connected Unix or TCP socket
+ * @diag_fd: a socket from kv_peer_open_diag(), or -1 to open one for this
+ *   lookup only
  * @uid: (out): return location for the uid of the peer
  * @error: return location for a #GError
  *
@@ -164,6 +189,7 @@ lookup_tcp_owner (GInetSocketAddress  *local,
  */
 gboolean
 kv_peer_get_uid (GSocket  *socket,
+                 int       diag_fd,
                  uid_t    *uid,
                  GError  **error)
 {
@@ -203,5 +229,19 @@ kv_peer_get_uid (GSocket  *socket,
       return FALSE;
     }
 
-  return lookup_tcp_owner (G_INET_SOCKET_ADDRESS (local), G_INET_SOCKET_ADDRESS (peer), uid, error);
+  if (diag_fd < 0)
+    {
+      gboolean found;
+      int fd = kv_peer_open_diag (error);
+
+      if (fd < 0)
+        return FALSE;
+      found = lookup_tcp_owner (fd, G_INET_SOCKET_ADDRESS (local), G_INET_SOCKET_ADDRESS (peer),
+                                uid, error);
+      close (fd);
+      return found;
+    }
+
+  return lookup_tcp_owner (diag_fd, G_INET_SOCKET_ADDRESS (local), G_INET_SOCKET_ADDRESS (peer),
+                           uid, error);
 }

@@ -9,8 +9,10 @@
 
 G_BEGIN_DECLS
 
-gboolean kv_peer_get_uid (GSocket  *socket,
-                          uid_t    *uid,
-                          GError  **error);
+int      kv_peer_open_diag (GError  **error);
+gboolean kv_peer_get_uid   (GSocket  *socket,
+                            int       diag_fd,
+                            uid_t    *uid,
+                            GError  **error);
 
 G_END_DECLS

@@ -321,7 +321,7 @@ test_peer_uid (Fixture       *f,
       accepted = g_socket_accept (listener, NULL, &error);
       g_assert_no_error (error);
 
-      kv_peer_get_uid (accepted, &uid, &error);
+      kv_peer_get_uid (accepted, -1, &uid, &error);
       g_assert_no_error (error);
       g_assert_cmpuint (uid, ==, geteuid ());
     }
