@@ -46,11 +46,11 @@ typedef struct
   GDestroyNotify notify;
 } Target;
 
+/* A connection on its way to a target, which may outlive the listener. */
 typedef struct
 {
-  KvListener *listener;
-  Target *target;
-  GSocket *connection;
+  Target *target;       /* (owned) */
+  GSocket *connection;  /* (owned) */
 } Handoff;
 
 struct _KvListener
@@ -91,14 +91,19 @@ slot_release (gpointer data)
 }
 
 static void
-target_free (gpointer data)
+target_clear (gpointer data)
 {
   Target *target = data;
 
   if (target->notify != NULL)
     target->notify (target->user_data);
   g_main_context_unref (target->context);
-  g_free (target);
+}
+
+static void
+target_release (gpointer data)
+{
+  g_atomic_rc_box_release_full (data, target_clear);
 }
 
 static void
@@ -107,7 +112,7 @@ handoff_free (gpointer data)
   Handoff *handoff = data;
 
   g_object_unref (handoff->connection);
-  g_object_unref (handoff->listener);
+  target_release (handoff->target);
   g_free (handoff);
 }
 
@@ -145,8 +150,7 @@ hand_off (KvListener *self,
   self->next_target = (self->next_target + 1) % self->targets->len;
 
   handoff = g_new0 (Handoff, 1);
-  handoff->listener = g_object_ref (self);
-  handoff->target = target;
+  handoff->target = g_atomic_rc_box_acquire (target);
   handoff->connection = g_object_ref (connection);
   /* Runs at once when the target shares our context. */
   g_main_context_invoke_full (target->context, G_PRIORITY_DEFAULT, deliver, handoff, handoff_free);
@@ -339,7 +343,7 @@ kv_listener_init (KvListener *self)
   self->context = g_main_context_ref_thread_default ();
   self->sockets = g_ptr_array_new_with_free_func (g_object_unref);
   self->sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
-  self->targets = g_ptr_array_new_with_free_func (target_free);
+  self->targets = g_ptr_array_new_with_free_func (target_release);
   self->slots = g_atomic_rc_box_new0 (Slots);
 }
 
@@ -448,7 +452,9 @@ kv_listener_add_address (KvListener      *self,
  *   the listener's own
  * @func: receives each accepted connection
  * @user_data: data for @func
- * @notify: (nullable): frees @user_data when the listener is disposed
+ * @notify: (nullable): frees @user_data once the listener is disposed and
+ *   no connection is on its way to @func any more; it may run in the
+ *   thread of @context
  *
  * Adds a receiver of connections. With several targets, connections go to
  * each in turn.
@@ -465,7 +471,7 @@ kv_listener_add_target (KvListener     *self,
   g_return_if_fail (KV_IS_LISTENER (self));
   g_return_if_fail (func != NULL);
 
-  target = g_new0 (Target, 1);
+  target = g_atomic_rc_box_new0 (Target);
   target->context = g_main_context_ref (context != NULL ? context : self->context);
   target->func = func;
   target->user_data = user_data;
