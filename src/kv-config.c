@@ -27,6 +27,7 @@ struct _KvConfig
   guint64 max_value_size;
   guint max_key_size;
   guint max_connections;
+  guint max_header_size;
   guint max_headers;
   guint request_timeout;
   guint idle_timeout;
@@ -42,6 +43,7 @@ enum {
   PROP_MAX_VALUE_SIZE,
   PROP_MAX_KEY_SIZE,
   PROP_MAX_CONNECTIONS,
+  PROP_MAX_HEADER_SIZE,
   PROP_MAX_HEADERS,
   PROP_REQUEST_TIMEOUT,
   PROP_IDLE_TIMEOUT,
@@ -97,6 +99,9 @@ kv_config_get_property (GObject    *object,
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, self->max_connections);
       break;
+    case PROP_MAX_HEADER_SIZE:
+      g_value_set_uint (value, self->max_header_size);
+      break;
     case PROP_MAX_HEADERS:
       g_value_set_uint (value, self->max_headers);
       break;
@@ -146,6 +151,9 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_MAX_CONNECTIONS:
       self->max_connections = g_value_get_uint (value);
+      break;
+    case PROP_MAX_HEADER_SIZE:
+      self->max_header_size = g_value_get_uint (value);
       break;
     case PROP_MAX_HEADERS:
       self->max_headers = g_value_get_uint (value);
@@ -208,6 +216,12 @@ kv_config_class_init (KvConfigClass *klass)
     g_param_spec_uint ("max-connections", N_("N"),
                        N_("Close new connections at once while N are open (default: 512)"),
                        1, 1000000, 512, SETTING);
+  /* libsoup itself stops at 64 KiB, with no answer. */
+  properties[PROP_MAX_HEADER_SIZE] =
+    g_param_spec_uint ("max-header-size", N_("BYTES"),
+                       N_("Refuse requests whose request line and headers take more than BYTES "
+                          "(default: 16384)"),
+                       1024, 65536, 16384, SETTING);
   properties[PROP_MAX_HEADERS] =
     g_param_spec_uint ("max-headers", N_("N"),
                        N_("Refuse requests with more than N header fields (default: 100)"),
@@ -640,6 +654,13 @@ kv_config_get_max_connections (KvConfig *self)
 {
   g_return_val_if_fail (KV_IS_CONFIG (self), 0);
   return self->max_connections;
+}
+
+guint
+kv_config_get_max_header_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_header_size;
 }
 
 guint

@@ -47,6 +47,7 @@ const char   *kv_config_get_port_file       (KvConfig *self);
 gsize         kv_config_get_max_value_size  (KvConfig *self);
 gsize         kv_config_get_max_key_size    (KvConfig *self);
 guint         kv_config_get_max_connections (KvConfig *self);
+guint         kv_config_get_max_header_size (KvConfig *self);
 guint         kv_config_get_max_headers     (KvConfig *self);
 guint         kv_config_get_request_timeout (KvConfig *self);
 guint         kv_config_get_idle_timeout    (KvConfig *self);

@@ -36,6 +36,8 @@
 
 #include "kv-guard.h"
 #include "kv-peer.h"
+#include "kv-request-filter.h"
+#include "kv-socket-stream.h"
 
 /* How long a refused client has to read its answer before we close. */
 #define LINGER_MS 1000
@@ -73,6 +75,11 @@ typedef struct
   GSource *timer;               /* (owned) (nullable) deadline or idle timeout */
   GSource *idle_watch;          /* (owned) (nullable) */
   guint64 body_bytes;
+  KvRequestFilter *filter;      /* (owned) */
+  gulong refused_id;
+  GSource *refusal;             /* (owned) (nullable) answering a refused request */
+  guint refused_status;
+  const char *refused_text;
 } Connection;
 
 /* A connection being answered and closed by us rather than libsoup. */
@@ -99,6 +106,7 @@ struct _KvGuard
 
   /* Read once from the config: they are on every request's path. */
   guint64 max_value_size;
+  guint max_header_size;
   guint max_headers;
   guint request_timeout_ms;
   guint idle_timeout_s;
@@ -338,6 +346,14 @@ connection_free (gpointer data)
   Connection *c = data;
 
   connection_end_idle (c);
+  if (c->refusal != NULL)
+    {
+      g_source_destroy (c->refusal);
+      g_source_unref (c->refusal);
+    }
+  if (c->filter != NULL)
+    g_clear_signal_handler (&c->refused_id, c->filter);
+  g_clear_object (&c->filter);
   g_clear_weak_pointer (&c->current);
   g_object_unref (c->socket);
   g_free (c->local_host);
@@ -379,6 +395,9 @@ reject (Connection        *c,
         const char        *text,
         const char        *extra_header)
 {
+  /* Holding @msg holds libsoup's connection, and so @c, until we return;
+   * the caller must not use @c after. */
+  g_autoptr(SoupServerMessage) held = g_object_ref (msg);
   g_autoptr(GBytes) response = NULL;
   g_autoptr(GIOStream) stream = NULL;
   gboolean head = soup_server_message_get_method (msg) == SOUP_METHOD_HEAD;
@@ -498,6 +517,51 @@ connection_begin_idle (Connection        *c,
   c->timer = connection_add_timer (c, c->guard->idle_timeout_s * 1000, on_idle_timeout);
 }
 
+static gboolean
+on_refusal (gpointer data)
+{
+  Connection *c = data;
+  g_autoptr(SoupServerMessage) msg = NULL;
+
+  g_clear_pointer (&c->refusal, g_source_unref);
+
+  /* Any message of the connection can take it away from libsoup: the one
+   * being read, or while between requests the last one answered. */
+  if (c->current != NULL)
+    msg = g_object_ref (c->current);
+  else if (c->last != NULL)
+    {
+      msg = g_steal_pointer (&c->last);
+      g_clear_signal_handler (&c->last_disconnected_id, msg);
+    }
+  connection_end_idle (c);
+
+  if (msg != NULL)
+    reject (c, msg, c->refused_status, c->refused_text, NULL);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_refused (KvRequestFilter *filter,
+            guint            status,
+            const char      *text,
+            gpointer         data)
+{
+  Connection *c = data;
+
+  if (c->refusal != NULL)
+    return;
+
+  /* We are inside libsoup's read: answer once it has returned. */
+  c->refused_status = status;
+  c->refused_text = text;
+  c->refusal = g_idle_source_new ();
+  g_source_set_priority (c->refusal, G_PRIORITY_HIGH);
+  g_source_set_callback (c->refusal, on_refusal, c, NULL);
+  g_source_attach (c->refusal, c->guard->context);
+}
+
 /* ---- Requests ---- */
 
 static gboolean
@@ -607,30 +671,6 @@ allowed_origin (KvGuard    *self,
   return NULL;
 }
 
-typedef struct
-{
-  guint n;
-  guint content_length;
-  guint host;
-  guint transfer_encoding;
-} HeaderCounts;
-
-static void
-count_header (const char *name,
-              const char *value,
-              gpointer    data)
-{
-  HeaderCounts *counts = data;
-
-  counts->n++;
-  if (g_ascii_strcasecmp (name, "Content-Length") == 0)
-    counts->content_length++;
-  else if (g_ascii_strcasecmp (name, "Host") == 0)
-    counts->host++;
-  else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
-    counts->transfer_encoding++;
-}
-
 static void
 on_got_headers (SoupServerMessage *msg,
                 gpointer           data)
@@ -639,42 +679,13 @@ on_got_headers (SoupServerMessage *msg,
   KvGuard *self = c->guard;
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (msg);
-  HeaderCounts counts = { 0, };
   const char *host;
   const char *origin;
   const char *allowed = NULL;
-  guint64 length = 0;
+  /* KvRequestFilter let through one Content-Length of digits at most. */
+  guint64 length = soup_message_headers_get_content_length (headers);
 
-  soup_message_headers_foreach (headers, count_header, &counts);
-
-  /* The shape of the request first: anything that two HTTP parsers could
-   * read as two different requests is refused before its body is read. */
-  if (counts.n > self->max_headers)
-    {
-      reject (c, msg, STATUS_HEADER_FIELDS_TOO_LARGE, "too many headers", NULL);
-      return;
-    }
-  if (counts.content_length > 1 || counts.host > 1 || counts.transfer_encoding > 1 ||
-      (counts.transfer_encoding > 0 && counts.content_length > 0))
-    {
-      reject (c, msg, SOUP_STATUS_BAD_REQUEST, "bad request", NULL);
-      return;
-    }
-  if (counts.content_length == 1)
-    {
-      const char *value = soup_message_headers_get_one (headers, "Content-Length");
-
-      if (!is_digits (value))
-        {
-          reject (c, msg, SOUP_STATUS_BAD_REQUEST, "bad request", NULL);
-          return;
-        }
-      /* Too many digits for 64 bits is too large, not malformed. */
-      if (!g_ascii_string_to_unsigned (value, 10, 0, G_MAXUINT64, &length, NULL))
-        length = G_MAXUINT64;
-    }
-
-  /* Then who asks. */
+  /* Who asks first. */
   host = soup_message_headers_get_one (headers, "Host");
   if (c->kind == PEER_LOOPBACK && host != NULL && !host_is_loopback (host, c->local_host))
     {
@@ -704,6 +715,14 @@ on_got_headers (SoupServerMessage *msg,
       return;
     }
 
+  /* libsoup answers at once and skips the body when a status is set by
+   * now and the client waits for "100 Continue"; the client may send the
+   * body anyway, which KvRequestFilter would count as the body and libsoup
+   * read as the next request. End the connection after this answer. */
+  if (soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE &&
+      soup_server_message_get_status (msg) != 0)
+    soup_message_headers_replace (response_headers, "Connection", "close");
+
   if (allowed != NULL)
     {
       soup_message_headers_replace (response_headers, "Access-Control-Allow-Origin", allowed);
@@ -718,6 +737,8 @@ on_got_headers (SoupServerMessage *msg,
                                         CORS_HEADERS);
           soup_message_headers_replace (response_headers, "Access-Control-Max-Age", "600");
           soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+          if (soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE)
+            soup_message_headers_replace (response_headers, "Connection", "close");
         }
     }
 }
@@ -799,6 +820,7 @@ kv_guard_constructed (GObject *object)
     self->config = kv_config_new ();
 
   self->max_value_size = kv_config_get_max_value_size (self->config);
+  self->max_header_size = kv_config_get_max_header_size (self->config);
   self->max_headers = kv_config_get_max_headers (self->config);
   self->request_timeout_ms = kv_config_get_request_timeout (self->config) * 1000;
   self->idle_timeout_s = kv_config_get_idle_timeout (self->config);
@@ -1093,6 +1115,7 @@ kv_guard_admit (KvGuard         *self,
 {
   g_autoptr(GSocketAddress) local_address = NULL;
   g_autoptr(GSocketAddress) remote_address = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
   Connection *c;
   PeerKind kind;
 
@@ -1148,6 +1171,23 @@ kv_guard_admit (KvGuard         *self,
       c->local_host = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
                       ? g_strdup_printf ("[%s]", text) : g_steal_pointer (&text);
     }
+  /* Our state rides on an address of our own: the one from the socket is
+   * cached by the socket, which the state holds. */
+  {
+    gssize size = g_socket_address_get_native_size (remote_address);
+    g_autofree guint8 *native = g_malloc (MAX (size, 1));
+
+    if (size <= 0 || !g_socket_address_to_native (remote_address, native, size, error))
+      {
+        if (size <= 0)
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               "the peer's address cannot be copied");
+        connection_free (c);
+        return FALSE;
+      }
+    g_clear_object (&remote_address);
+    remote_address = g_socket_address_new_from_native (native, size);
+  }
   g_object_set_qdata_full (G_OBJECT (remote_address), connection_quark, c, connection_free);
 
   if (kind == PEER_UNIX)
@@ -1158,7 +1198,12 @@ kv_guard_admit (KvGuard         *self,
       local_address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
     }
 
-  *stream = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
+  /* libsoup reads the requests through the filter. */
+  connection = g_socket_connection_factory_create_connection (socket);
+  c->filter = kv_request_filter_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                     self->max_header_size, self->max_headers);
+  c->refused_id = g_signal_connect (c->filter, "refused", G_CALLBACK (on_refused), c);
+  *stream = G_IO_STREAM (kv_socket_stream_new (connection, G_INPUT_STREAM (c->filter)));
   *local = g_steal_pointer (&local_address);
   *remote = g_steal_pointer (&remote_address);
   return TRUE;
