@@ -299,7 +299,7 @@ kv_config_dup_option_entries (void)
 {
   GOptionEntry *entries = g_new0 (GOptionEntry, N_PROPS);
   /* The property specs exist once the class does. */
-  g_autoptr(GTypeClass) klass = g_type_class_ref (KV_TYPE_CONFIG);
+  g_autoptr(GTypeClass) klass G_GNUC_UNUSED = g_type_class_ref (KV_TYPE_CONFIG);
 
   for (guint i = 1; i < N_PROPS; i++)
     {

@@ -395,9 +395,6 @@ reject (Connection        *c,
         const char        *text,
         const char        *extra_header)
 {
-  /* Holding @msg holds libsoup's connection, and so @c, until we return;
-   * the caller must not use @c after. */
-  g_autoptr(SoupServerMessage) held = g_object_ref (msg);
   g_autoptr(GBytes) response = NULL;
   g_autoptr(GIOStream) stream = NULL;
   gboolean head = soup_server_message_get_method (msg) == SOUP_METHOD_HEAD;
@@ -406,9 +403,14 @@ reject (Connection        *c,
 
   connection_clear_timer (c);
   response = build_response (status, text, extra_header, head);
+
+  /* Holding @msg holds libsoup's connection, and so @c, until we are
+   * done; the caller must not use @c after. */
+  g_object_ref (msg);
   /* libsoup stops reading and writing this connection at once. */
   stream = soup_server_message_steal_connection (msg);
   closing_start (c->guard, c->socket, stream, response);
+  g_object_unref (msg);
 }
 
 /* Lets an idle keep-alive connection go: the client closed it, or kept it

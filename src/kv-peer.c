@@ -129,13 +129,15 @@ lookup_tcp_owner (int                  fd,
 
   for (;;)
     {
-      int len;
+      ssize_t received;
+      guint len;
 
       do
-        len = recv (fd, &reply, sizeof reply, 0);
-      while (len < 0 && errno == EINTR);
-      if (len < 0)
+        received = recv (fd, &reply, sizeof reply, 0);
+      while (received < 0 && errno == EINTR);
+      if (received < 0)
         return set_errno_error (error, errno, "no answer from sock_diag");
+      len = received;
 
       for (struct nlmsghdr *h = &reply.header; NLMSG_OK (h, len); h = NLMSG_NEXT (h, len))
         {
