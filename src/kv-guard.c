@@ -5,8 +5,10 @@
  * KvGuard stands between the sockets and libsoup. It admits each accepted
  * connection (only the user running crafty-kv gets in over a Unix socket
  * or the loopback; anyone else is answered 403 before libsoup reads a
- * byte), gives it deadlines, and checks each request's headers as soon as
- * libsoup has parsed them, before any body is read.
+ * byte), gives it deadlines, passes its bytes through a KvRequestFilter
+ * (strict framing), and checks each request's headers as soon as libsoup
+ * has parsed them, before any body is read: Host, Origin, the token, the
+ * size of the body.
  *
  * A request it refuses is taken away from libsoup
  * (soup_server_message_steal_connection()) and answered here: the answer,
@@ -287,27 +289,61 @@ status_phrase (guint status)
     }
 }
 
-/* A whole HTTP/1.1 answer, with "Connection: close". */
+/* Whether the client asked for errors in JSON (the API's convention). */
+static gboolean
+wants_json (SoupMessageHeaders *request_headers)
+{
+  const char *accept = request_headers != NULL
+                       ? soup_message_headers_get_list (request_headers, "Accept") : NULL;
+  g_auto(GStrv) types = NULL;
+
+  if (accept == NULL)
+    return FALSE;
+
+  types = g_strsplit (accept, ",", -1);
+  for (gsize i = 0; types[i] != NULL; i++)
+    {
+      char *parameters = strchr (types[i], ';');
+
+      if (parameters != NULL)
+        *parameters = '\0';
+      if (g_ascii_strcasecmp (g_strstrip (types[i]), "application/json") == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* A whole HTTP/1.1 answer, with "Connection: close". The body is @text
+ * and a newline, or {"error": @text, "status": @status} when the request
+ * (if it got as far as its headers) asked for JSON. @text is one of our
+ * own plain ASCII phrases: nothing to escape. */
 static GBytes *
-build_response (guint       status,
-                const char *text,
-                const char *extra_header,
-                gboolean    head)
+build_response (guint               status,
+                const char         *text,
+                const char         *extra_header,
+                SoupMessageHeaders *request_headers,
+                gboolean            head)
 {
   GString *response = g_string_new (NULL);
-  gsize body_len = strlen (text) + 1;
+  g_autofree char *body = NULL;
+  gboolean json = wants_json (request_headers);
+
+  if (json)
+    body = g_strdup_printf ("{\"error\": \"%s\", \"status\": %u}", text, status);
+  else
+    body = g_strconcat (text, "\n", NULL);
 
   g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status, status_phrase (status));
   g_string_append (response, "Server: " PACKAGE_NAME "/" VERSION "\r\n");
   g_string_append (response, "Connection: close\r\n");
-  g_string_append (response, "Content-Type: " TEXT_PLAIN "\r\n");
+  g_string_append_printf (response, "Content-Type: %s\r\n", json ? "application/json" : TEXT_PLAIN);
   g_string_append (response, "X-Content-Type-Options: nosniff\r\n");
-  g_string_append_printf (response, "Content-Length: %" G_GSIZE_FORMAT "\r\n", body_len);
+  g_string_append_printf (response, "Content-Length: %" G_GSIZE_FORMAT "\r\n", strlen (body));
   if (extra_header != NULL)
     g_string_append_printf (response, "%s\r\n", extra_header);
   g_string_append (response, "\r\n");
   if (!head)
-    g_string_append_printf (response, "%s\n", text);
+    g_string_append (response, body);
 
   return g_string_free_to_bytes (response);
 }
@@ -402,7 +438,8 @@ reject (Connection        *c,
   g_debug ("Refusing a request: %u %s", status, text);
 
   connection_clear_timer (c);
-  response = build_response (status, text, extra_header, head);
+  response = build_response (status, text, extra_header,
+                             soup_server_message_get_request_headers (msg), head);
 
   /* Holding @msg holds libsoup's connection, and so @c, until we are
    * done; the caller must not use @c after. */
@@ -1145,7 +1182,7 @@ kv_guard_admit (KvGuard         *self,
   if (kind != PEER_REMOTE && !peer_is_owner (self, socket))
     {
       g_autoptr(GBytes) response =
-        build_response (SOUP_STATUS_FORBIDDEN, "forbidden", NULL, FALSE);
+        build_response (SOUP_STATUS_FORBIDDEN, "forbidden", NULL, NULL, FALSE);
 
       /* libsoup never sees a byte from another user. */
       closing_start (self, socket, NULL, response);

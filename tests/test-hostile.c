@@ -193,6 +193,7 @@ static const Case cases[] = {
   { "size/cl-huge", "A Content-Length past 64 bits", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n"), 413, TOO_LARGE, TRUE },
   { "size/expect", "Expect: 100-continue and a Content-Length over the limit: no 100", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"), 413, TOO_LARGE, TRUE },
   { "size/post", "Any method and path is bounded", REQ ("POST /elsewhere HTTP/1.1\r\n" H "Content-Length: 1000000\r\n\r\n"), 413, TOO_LARGE, TRUE },
+  { "size/json", "A client that asks for JSON gets its error in JSON", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Accept: text/html, application/json;q=0.9\r\nContent-Length: 5000\r\n\r\n"), 413, "{\"error\": \"value too large\", \"status\": 413}", TRUE },
   /* Keys. */
   { "key/pct-invalid", "Invalid percent-encoding in a key", REQ ("GET /kv/%ZZ HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
   { "key/pct-nul", "%00 in a key", REQ ("PUT /kv/a%00b HTTP/1.1\r\n" H "Content-Length: 1\r\n\r\nx"), 400, NULL, FALSE },
