@@ -538,6 +538,34 @@ test_trickled_body (Fixture       *fixture,
 }
 
 static void
+test_slow_reader (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(GSocket) socket = kv_raw_connect (fixture->port);
+  g_autoptr(GString) value = g_string_new (NULL);
+  g_autoptr(KvRawResponse) put = NULL;
+  gint64 deadline;
+
+  g_test_summary ("A client that asks for megabytes and reads none of them is cut off once "
+                  "the answer makes no progress for idle-timeout");
+
+  while (value->len < MAX_VALUE_SIZE)
+    g_string_append_c (value, 'v');
+  put = kv_raw_simple (fixture->port, "PUT", "/kv/big", value->str);
+  g_assert_cmpuint (put->status, ==, 200);
+
+  /* 16 MB of answers: more than the socket buffers hold. */
+  for (guint i = 0; i < 4000; i++)
+    if (!kv_raw_send_string (socket, "GET /kv/big HTTP/1.1\r\n" H "\r\n"))
+      break;
+
+  deadline = g_get_monotonic_time () + (2 * TIMEOUT_S + 1) * G_USEC_PER_SEC + SLACK_MS * 1000;
+  while (open_connections (fixture) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_cmpuint (open_connections (fixture), ==, 0);
+}
+
+static void
 test_idle_keepalive (Fixture       *fixture,
                      gconstpointer  user_data)
 {
@@ -720,6 +748,7 @@ main (int   argc,
   ADD ("slow/headers", test_trickled_headers);
   ADD ("slow/body", test_trickled_body);
   ADD ("slow/next-request", test_trickled_next_request);
+  ADD ("slow/reader", test_slow_reader);
   ADD ("idle/timeout", test_idle_keepalive);
   ADD ("idle/closed-by-client", test_idle_close_by_client);
   ADD ("flood/max-connections", test_flood);
