@@ -448,7 +448,8 @@ ensure_listener (KvServer *self)
   if (self->listener == NULL)
     {
       self->listener = kv_listener_new (kv_config_get_max_connections (self->config));
-      /* The listener lives no longer than we do. */
+      /* Our own main context: each connection is handed over at once,
+       * none is left on its way when we are disposed. */
       kv_listener_add_target (self->listener, NULL, on_connection, self, NULL);
     }
 
