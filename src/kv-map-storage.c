@@ -174,3 +174,20 @@ kv_map_storage_new (void)
 {
   return g_object_new (KV_TYPE_MAP_STORAGE, NULL);
 }
+
+/**
+ * kv_map_storage_get_n_keys:
+ * @self: a #KvMapStorage
+ *
+ * Returns: how many keys the store holds
+ */
+guint
+kv_map_storage_get_n_keys (KvMapStorage *self)
+{
+  g_autoptr(GRWLockReaderLocker) locker = NULL;
+
+  g_return_val_if_fail (KV_IS_MAP_STORAGE (self), 0);
+
+  locker = g_rw_lock_reader_locker_new (&self->lock);
+  return g_hash_table_size (self->entries);
+}
