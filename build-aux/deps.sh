@@ -16,5 +16,5 @@ kv_ensure_packages () {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-KV_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev gettext
+KV_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev gettext scdoc
                    libglib2.0-dev libglib2.0-bin libsoup-3.0-dev libjson-glib-dev)
