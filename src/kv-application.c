@@ -26,6 +26,8 @@ struct _KvApplication
   KvConfig *config;
   KvStorage *storage;
   KvServer *server;
+  guint sigint_id;
+  guint sigterm_id;
   int exit_status;
 
   /* The Unix socket file this process created, removed when it stops. */
@@ -33,8 +35,6 @@ struct _KvApplication
   dev_t unix_socket_dev;
   ino_t unix_socket_ino;
 
-  guint sigint_id;
-  guint sigterm_id;
   guint watchdog_id;
   guint status_id;
   gboolean notify_failed;
