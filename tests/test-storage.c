@@ -35,7 +35,7 @@ assert_value (KvStorage  *storage,
               gsize       expected_len)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(KvEntry) entry = kv_storage_get (storage, key, &error);
+  g_autoptr(KvEntry) entry = kv_storage_get (storage, key, NULL, &error);
   g_autoptr(GBytes) value = NULL;
 
   g_assert_no_error (error);
@@ -52,7 +52,7 @@ set_string (KvStorage  *storage,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) bytes = g_bytes_new (value, strlen (value));
-  KvEntry *entry = kv_storage_set (storage, key, bytes, &error);
+  KvEntry *entry = kv_storage_set (storage, key, bytes, NULL, &error);
 
   g_assert_no_error (error);
   g_assert_nonnull (entry);
@@ -104,7 +104,7 @@ test_get_missing (Fixture       *fixture,
 
   g_test_summary ("Getting an absent key fails with NOT_FOUND");
 
-  entry = kv_storage_get (fixture->storage, "nowhere", &error);
+  entry = kv_storage_get (fixture->storage, "nowhere", NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
   g_assert_null (entry);
 }
@@ -120,15 +120,15 @@ test_delete (Fixture       *fixture,
 
   g_clear_pointer (&entry, kv_entry_unref);
   entry = set_string (fixture->storage, "uganda:capital", "Kampala");
-  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", NULL, &error));
   g_assert_no_error (error);
   g_clear_pointer (&entry, kv_entry_unref);
 
-  entry = kv_storage_get (fixture->storage, "uganda:capital", &error);
+  entry = kv_storage_get (fixture->storage, "uganda:capital", NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
-  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", NULL, &error));
   g_assert_no_error (error);
 }
 
@@ -143,7 +143,7 @@ test_binary (Fixture       *fixture,
 
   g_test_summary ("Values with NUL bytes and high bytes round-trip exactly");
 
-  entry = kv_storage_set (fixture->storage, "bin", bytes, &error);
+  entry = kv_storage_set (fixture->storage, "bin", bytes, NULL, &error);
   g_assert_no_error (error);
   assert_value (fixture->storage, "bin", value, sizeof value);
 }
@@ -172,7 +172,7 @@ test_empty_key (Fixture       *fixture,
 
   g_test_summary ("The empty key is refused with INVALID_ARGUMENT");
 
-  entry = kv_storage_set (fixture->storage, "", bytes, &error);
+  entry = kv_storage_set (fixture->storage, "", bytes, NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INVALID_ARGUMENT);
   g_assert_null (entry);
 }
@@ -207,14 +207,14 @@ worker_run (gpointer data)
         {
           g_autofree char *value = g_strdup_printf ("w%u:%u:%s", w->id, i, key);
           g_autoptr(GBytes) bytes = g_bytes_new_take (value, strlen (value));
-          g_autoptr(KvEntry) entry = kv_storage_set (w->storage, key, bytes, NULL);
+          g_autoptr(KvEntry) entry = kv_storage_set (w->storage, key, bytes, NULL, NULL);
 
           g_steal_pointer (&value);
           g_assert_nonnull (entry);
         }
       else if (op < 9)
         {
-          g_autoptr(KvEntry) entry = kv_storage_get (w->storage, key, NULL);
+          g_autoptr(KvEntry) entry = kv_storage_get (w->storage, key, NULL, NULL);
           g_autofree char *value = NULL;
           guint writer, seq;
           char suffix[16];
@@ -229,7 +229,7 @@ worker_run (gpointer data)
             w->bad_reads++;
         }
       else
-        g_assert_true (kv_storage_delete (w->storage, key, NULL));
+        g_assert_true (kv_storage_delete (w->storage, key, NULL, NULL));
     }
 
   g_rand_free (rand);
