@@ -340,7 +340,7 @@ parse_ttl (const char *text,
     { "ms", 1000 },
     { "s", G_USEC_PER_SEC },
     { "m", 60 * G_USEC_PER_SEC },
-    { "h", 3600 * G_USEC_PER_SEC },
+    { "h", G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC },
     { "", G_USEC_PER_SEC },
   };
   const char *end = text;
@@ -360,6 +360,26 @@ parse_ttl (const char *text,
         return FALSE;
       *usec = n * units[i].usec;
       return TRUE;
+    }
+
+  return FALSE;
+}
+
+/* soup_form_decode() drops a name with no "=", as in ?keepttl: look at
+ * the raw query for it. */
+static gboolean
+query_has_name (SoupServerMessage *msg,
+                const char        *name)
+{
+  const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+  gsize len = strlen (name);
+
+  for (const char *p = query; p != NULL; p = strchr (p, '&'))
+    {
+      if (*p == '&')
+        p++;
+      if (strncmp (p, name, len) == 0 && (p[len] == '\0' || p[len] == '&' || p[len] == '='))
+        return TRUE;
     }
 
   return FALSE;
@@ -391,7 +411,7 @@ handle_put (KvServer          *self,
   KvCondition condition;
   KvSetOptions options = { NULL, KV_TTL_NONE, 0, &condition };
   const char *ttl = query != NULL ? g_hash_table_lookup (query, "ttl") : NULL;
-  gboolean keepttl = query != NULL && g_hash_table_contains (query, "keepttl");
+  gboolean keepttl = query_has_name (msg, "keepttl");
   const char *content_type;
 
   value = soup_message_body_flatten (soup_server_message_get_request_body (msg));
@@ -530,7 +550,7 @@ handle_kv_early (SoupServer        *server,
     return;
 
   if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
-      soup_message_headers_get_content_length (headers) > self->max_value_size)
+      (guint64) soup_message_headers_get_content_length (headers) > self->max_value_size)
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                     "Connection", "close");
