@@ -638,6 +638,12 @@ handle_keys (KvServer          *self,
     }
 }
 
+static guint64
+uptime_seconds (KvServer *self)
+{
+  return (g_get_monotonic_time () - kv_stats_get_start_time (self->stats)) / G_USEC_PER_SEC;
+}
+
 static void
 handle_stats (KvServer          *self,
               SoupServerMessage *msg)
@@ -654,15 +660,11 @@ handle_stats (KvServer          *self,
   MEMBER ("keys", info.keys);
   MEMBER ("value_bytes", info.value_bytes);
   MEMBER ("revision", info.revision);
-  MEMBER ("uptime_seconds",
-          (g_get_monotonic_time () - kv_stats_get_start_time (self->stats)) / G_USEC_PER_SEC);
+  MEMBER ("expired", info.expired);
+  MEMBER ("uptime_seconds", uptime_seconds (self));
   for (KvStat stat = 0; stat < KV_N_STATS; stat++)
     {
       MEMBER (kv_stat_get_name (stat), kv_stats_get (self->stats, stat));
-      if (stat == KV_STAT_DELETES)
-        {
-          MEMBER ("expired", info.expired);
-        }
     }
 #undef MEMBER
   json_builder_end_object (builder);
@@ -700,7 +702,7 @@ handle_metrics (KvServer          *self,
   append_metric (out, "value_bytes", "gauge", "Total size of the values held", info.value_bytes);
   append_metric (out, "revision", "counter", "Revision of the latest write", info.revision);
   append_metric (out, "uptime_seconds", "gauge", "Seconds since the server started",
-                 (g_get_monotonic_time () - kv_stats_get_start_time (self->stats)) / G_USEC_PER_SEC);
+                 uptime_seconds (self));
   append_metric (out, "expired_total", "counter", "Entries removed because they expired",
                  info.expired);
   for (KvStat stat = 0; stat < KV_N_STATS; stat++)

@@ -153,6 +153,26 @@ test_value_too_large (Fixture       *fixture,
 }
 
 static void
+test_value_too_large_early (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autofree char *answer = NULL;
+
+  g_test_summary ("A Content-Length over the limit is refused before the body is sent: "
+                  "the client that sends nothing gets 413, and no 100 Continue");
+
+  answer = kv_test_raw_request (kv_test_server_get_port (fixture->server),
+                                "PUT /kv/big HTTP/1.1\r\n"
+                                "Host: 127.0.0.1\r\n"
+                                "Content-Length: 1000000000\r\n"
+                                "Expect: 100-continue\r\n"
+                                "\r\n");
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 413 "));
+  g_assert_null (strstr (answer, "100 Continue"));
+  g_assert_true (g_str_has_suffix (answer, "\r\n\r\nvalue too large\n"));
+}
+
+static void
 test_encoded_slash (Fixture       *fixture,
                     gconstpointer  user_data)
 {
@@ -885,6 +905,7 @@ main (int   argc,
   ADD ("value/binary-round-trip", test_binary_round_trip);
   ADD ("value/too-large", test_value_too_large);
   ADD ("value/content-type", test_content_type);
+  ADD ("value/too-large-early", test_value_too_large_early);
   ADD ("key/encoded-slash", test_encoded_slash);
   ADD ("key/invalid", test_invalid_keys);
   ADD ("precondition/etags", test_etags);
