@@ -88,9 +88,11 @@ notify (KvApplication *self,
 static char *
 dup_status (KvApplication *self)
 {
-  return g_strdup_printf ("STATUS=Keys: %u, requests served: %" G_GUINT64_FORMAT,
-                          kv_map_storage_get_n_keys (KV_MAP_STORAGE (self->storage)),
-                          kv_server_get_n_requests_served (self->server));
+  KvStorageInfo info;
+
+  kv_storage_get_info (self->storage, &info);
+  return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT ", requests served: %" G_GUINT64_FORMAT,
+                          info.keys, kv_server_get_n_requests_served (self->server));
 }
 
 static gboolean

@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 #include "kv-config.h"
+#include "kv-stats.h"
 #include "kv-storage.h"
 
 G_BEGIN_DECLS
@@ -17,6 +18,7 @@ G_DECLARE_FINAL_TYPE (KvServer, kv_server, KV, SERVER, GObject)
 KvServer   *kv_server_new             (KvStorage   *storage,
                                        KvConfig    *config);
 KvStorage  *kv_server_get_storage     (KvServer    *self);
+KvStats    *kv_server_get_stats       (KvServer    *self);
 SoupServer *kv_server_get_soup_server (KvServer    *self);
 gboolean    kv_server_listen          (KvServer    *self,
                                        const char  *address,

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
@@ -131,6 +132,120 @@ kv_test_server_uri (KvTestServer *ts,
                     const char   *path)
 {
   return g_strdup_printf ("http://127.0.0.1:%u%s", ts->port, path);
+}
+
+/**
+ * kv_test_session_new:
+ *
+ * Returns: (transfer full): a client session that uses no proxy: the tests
+ *   talk to loopback only, and a proxy resolver would want GSettings schemas
+ *   that an isolated test environment lacks
+ */
+SoupSession *
+kv_test_session_new (void)
+{
+  return soup_session_new_with_options ("proxy-resolver", NULL, NULL);
+}
+
+/**
+ * kv_test_request:
+ * @session: a session from kv_test_session_new()
+ * @method: the HTTP method
+ * @uri: the full URI
+ * @headers: (nullable) (array zero-terminated=1): request headers as
+ *   name, value, name, value, …
+ * @body: (nullable): the request body, sent as form data like curl -d does
+ *   unless @headers name a Content-Type
+ *
+ * Returns: (transfer full): the response
+ */
+KvTestResponse *
+kv_test_request (SoupSession        *session,
+                 const char         *method,
+                 const char         *uri,
+                 const char * const *headers,
+                 GBytes             *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SoupMessage) msg = soup_message_new (method, uri);
+  SoupMessageHeaders *request_headers;
+  KvTestResponse *response = g_new0 (KvTestResponse, 1);
+
+  g_assert_nonnull (msg);
+  request_headers = soup_message_get_request_headers (msg);
+  if (body != NULL)
+    soup_message_set_request_body_from_bytes (msg, "application/x-www-form-urlencoded", body);
+  for (gsize i = 0; headers != NULL && headers[i] != NULL; i += 2)
+    soup_message_headers_replace (request_headers, headers[i], headers[i + 1]);
+
+  response->body = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  response->status = soup_message_get_status (msg);
+  response->headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
+
+  return response;
+}
+
+void
+kv_test_response_free (KvTestResponse *response)
+{
+  g_clear_pointer (&response->headers, soup_message_headers_unref);
+  g_clear_pointer (&response->body, g_bytes_unref);
+  g_free (response);
+}
+
+const char *
+kv_test_response_header (KvTestResponse *response,
+                         const char     *name)
+{
+  return soup_message_headers_get_one (response->headers, name);
+}
+
+void
+kv_test_assert_response (KvTestResponse *response,
+                         guint           status,
+                         const char     *body)
+{
+  g_assert_cmpuint (response->status, ==, status);
+  g_assert_cmpmem (g_bytes_get_data (response->body, NULL), g_bytes_get_size (response->body),
+                   body, strlen (body));
+}
+
+/**
+ * kv_test_raw_request:
+ * @port: a port on 127.0.0.1
+ * @request: bytes to send; for requests that a well-behaved client cannot
+ *   make, such as bad escapes in the path
+ *
+ * Returns: (transfer full): everything the server sent back before closing
+ */
+char *
+kv_test_raw_request (guint16     port,
+                     const char *request)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GString) response = g_string_new (NULL);
+  GInputStream *input;
+  char buffer[4096];
+  gssize n;
+
+  g_socket_client_set_enable_proxy (client, FALSE);
+  g_socket_client_set_timeout (client, 10);
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                             request, strlen (request), NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  input = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  while ((n = g_input_stream_read (input, buffer, sizeof buffer, NULL, &error)) > 0)
+    g_string_append_len (response, buffer, n);
+  g_assert_no_error (error);
+
+  return g_string_free (g_steal_pointer (&response), FALSE);
 }
 
 struct _KvTestDaemon

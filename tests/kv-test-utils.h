@@ -47,6 +47,33 @@ char         *kv_test_daemon_dup_log   (KvTestDaemon *daemon);
 void          kv_test_daemon_free      (KvTestDaemon *daemon);
 int           kv_test_daemon_stop      (KvTestDaemon *daemon);
 
+/* A whole answer to one request, read with a blocking SoupSession. */
+typedef struct
+{
+  guint status;
+  SoupMessageHeaders *headers;
+  GBytes *body;
+} KvTestResponse;
+
+SoupSession    *kv_test_session_new     (void);
+KvTestResponse *kv_test_request         (SoupSession        *session,
+                                         const char         *method,
+                                         const char         *uri,
+                                         const char * const *headers,
+                                         GBytes             *body);
+void            kv_test_response_free   (KvTestResponse     *response);
+const char     *kv_test_response_header (KvTestResponse     *response,
+                                         const char         *name);
+void            kv_test_assert_response (KvTestResponse     *response,
+                                         guint               status,
+                                         const char         *body);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvTestResponse, kv_test_response_free)
+
+/* Sends @request as raw bytes and reads until the server closes. */
+char           *kv_test_raw_request     (guint16             port,
+                                         const char         *request);
+
 /* Runs @argv to completion; returns its standard output. */
 GBytes       *kv_test_run              (const char * const *argv,
                                         int                *exit_status,
