@@ -91,7 +91,8 @@ dup_status (KvApplication *self)
   KvStorageInfo info;
 
   kv_storage_get_info (self->storage, &info);
-  return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT ", requests served: %" G_GUINT64_FORMAT,
+  return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT
+                          ", requests served: %" G_GUINT64_FORMAT,
                           info.keys, kv_server_get_n_requests_served (self->server));
 }
 

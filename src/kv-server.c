@@ -1126,8 +1126,10 @@ static void
 track_requests (KvServer *self)
 {
   self->in_flight = g_hash_table_new (NULL, NULL);
-  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_tracked_request_started), self);
-  g_signal_connect (self->soup, "request-finished", G_CALLBACK (on_tracked_request_finished), self);
+  g_signal_connect (self->soup, "request-started",
+                    G_CALLBACK (on_tracked_request_started), self);
+  g_signal_connect (self->soup, "request-finished",
+                    G_CALLBACK (on_tracked_request_finished), self);
 }
 
 static void

@@ -95,13 +95,13 @@ list_listening_sockets (const char *pid)
             {
               /* Num RefCount Protocol Flags Type St Inode Path: flag
                * 00010000 is a listening socket. */
+              const char *socket_path = words->len > 7 ? words->pdata[7] : "";
+
               if (!g_str_equal (words->pdata[3], "00010000") ||
                   !g_hash_table_contains (inodes, words->pdata[6]))
                 continue;
 
-              g_ptr_array_add (listening, g_strconcat ("unix:",
-                                                       words->len > 7 ? (char *) words->pdata[7] : "",
-                                                       NULL));
+              g_ptr_array_add (listening, g_strconcat ("unix:", socket_path, NULL));
             }
         }
     }
