@@ -547,8 +547,12 @@ kv_application_startup (GApplication *application)
   /* Pings at half the interval, so that one late ping is not fatal. */
   watchdog_usec = kv_systemd_get_watchdog_usec ();
   if (watchdog_usec > 0)
-    self->watchdog_id = g_timeout_add (MAX (MIN (watchdog_usec / 2000, G_MAXUINT), 1),
-                                       on_watchdog, self);
+    {
+      guint interval_ms = MAX (MIN (watchdog_usec / 2000, G_MAXUINT), 1);
+
+      g_debug ("Watchdog: pinging every %u ms", interval_ms);
+      self->watchdog_id = g_timeout_add (interval_ms, on_watchdog, self);
+    }
 
   /* A daemon has no window to keep it alive: hold until a signal arrives. */
   g_application_hold (application);

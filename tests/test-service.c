@@ -378,27 +378,30 @@ test_watchdog (void)
 {
   KvTestDaemon *daemon = kv_test_daemon_new ();
   g_autofree char *ready = NULL;
-  gint64 start;
+  g_autofree char *log = NULL;
 
   g_test_summary ("With WATCHDOG_USEC, WATCHDOG=1 comes at half the interval");
 
+  /* The interval is read from the daemon's debug log rather than timed, so
+   * that a loaded machine cannot fail the test. */
+  g_setenv ("G_MESSAGES_DEBUG", "crafty-kv", TRUE);
   kv_test_daemon_spawn (daemon, ARGS (kv_test_daemon_path (), "--port=0"),
                         ARGS ("WATCHDOG_USEC=200000"));
+  g_unsetenv ("G_MESSAGES_DEBUG");
   ready = kv_test_daemon_wait_notify (daemon, "READY=1", 10 * 1000);
   g_assert_nonnull (ready);
 
-  /* Every 100 ms: five pings take about 500 ms, where pings at the full
-   * interval would take a second. */
-  start = g_get_monotonic_time ();
-  for (guint i = 0; i < 5; i++)
+  for (guint i = 0; i < 3; i++)
     {
-      g_autofree char *ping = kv_test_daemon_wait_notify (daemon, "WATCHDOG=1", 2000);
+      g_autofree char *ping = kv_test_daemon_wait_notify (daemon, "WATCHDOG=1", 10 * 1000);
       g_assert_cmpstr (ping, ==, "WATCHDOG=1");
     }
-  g_assert_cmpint (g_get_monotonic_time () - start, >=, 400 * G_TIME_SPAN_MILLISECOND);
-  g_assert_cmpint (g_get_monotonic_time () - start, <, 900 * G_TIME_SPAN_MILLISECOND);
 
-  g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
+  kv_test_daemon_signal (daemon, SIGTERM);
+  g_assert_cmpint (kv_test_daemon_wait (daemon), ==, 0);
+  log = kv_test_daemon_dup_log (daemon);
+  g_assert_nonnull (strstr (log, "Watchdog: pinging every 100 ms"));
+  kv_test_daemon_free (daemon);
 }
 
 static void
