@@ -16,10 +16,14 @@
 
 #include <string.h>
 
+#include <gio/gio.h>
+
 #include "kv-entry-private.h"
 
-#define KEY_LEN_MASK 0x7fff
+#define KEY_LEN_MASK 0x3fff
 #define HAS_TTL_FLAG 0x8000
+/* Checked once when the entry is made, so that a GET need not. */
+#define IS_UTF8_FLAG 0x4000
 
 struct _KvEntry
 {
@@ -42,14 +46,17 @@ static GHashTable *content_type_ids;
 
 #define MAX_CONTENT_TYPES G_MAXUINT16
 
-static guint16
-content_type_intern (const char *content_type)
+static gboolean
+content_type_intern (const char  *content_type,
+                     guint16     *result,
+                     GError     **error)
 {
   gpointer id;
-  guint16 result;
+  gboolean ok = TRUE;
 
+  *result = 0;
   if (content_type == NULL || *content_type == '\0')
-    return 0;
+    return TRUE;
 
   g_mutex_lock (&content_types_lock);
   if (content_types == NULL)
@@ -60,20 +67,24 @@ content_type_intern (const char *content_type)
     }
 
   if (g_hash_table_lookup_extended (content_type_ids, content_type, NULL, &id))
-    result = GPOINTER_TO_UINT (id);
+    *result = GPOINTER_TO_UINT (id);
   else if (content_types->len <= MAX_CONTENT_TYPES)
     {
       const char *interned = g_intern_string (content_type);
 
-      result = content_types->len;
+      *result = content_types->len;
       g_ptr_array_add (content_types, (gpointer) interned);
-      g_hash_table_insert (content_type_ids, (gpointer) interned, GUINT_TO_POINTER (result));
+      g_hash_table_insert (content_type_ids, (gpointer) interned, GUINT_TO_POINTER (*result));
     }
   else
-    result = 0; /* callers bound the number of distinct types first */
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                   "too many distinct content types (at most %u)", MAX_CONTENT_TYPES);
+      ok = FALSE;
+    }
   g_mutex_unlock (&content_types_lock);
 
-  return result;
+  return ok;
 }
 
 static const char *
@@ -99,6 +110,9 @@ content_type_lookup (guint16 id)
  * @value_len: length of @value
  * @content_type: (nullable): the stored media type
  * @revision: the store revision of the write that created this entry
+ * @error: return location for a #GError
+ *
+ * Fails only when @content_type would be one distinct type too many.
  *
  * Returns: (transfer full): a new entry holding copies of @key and @value
  */
@@ -108,21 +122,28 @@ kv_entry_new (const char *key,
               const void *value,
               gsize       value_len,
               const char *content_type,
-              guint64     revision)
+              guint64     revision,
+              GError    **error)
 {
   KvEntry *self;
+  guint16 content_type_id;
 
   g_return_val_if_fail (key != NULL, NULL);
   g_return_val_if_fail (key_len <= KV_ENTRY_MAX_KEY_SIZE, NULL);
   g_return_val_if_fail (value != NULL || value_len == 0, NULL);
   g_return_val_if_fail (value_len <= G_MAXUINT32, NULL);
 
+  if (!content_type_intern (content_type, &content_type_id, error))
+    return NULL;
+
   self = g_malloc (offsetof (KvEntry, data) + key_len + value_len);
   self->revision = revision;
   self->ref_count = 1;
   self->value_len = value_len;
   self->key_len_and_flags = key_len;
-  self->content_type_id = content_type_intern (content_type);
+  if (value_len == 0 || g_utf8_validate_len (value, value_len, NULL))
+    self->key_len_and_flags |= IS_UTF8_FLAG;
+  self->content_type_id = content_type_id;
   memcpy (self->data, key, key_len);
   if (value_len > 0)
     memcpy (self->data + key_len, value, value_len);
@@ -221,6 +242,12 @@ kv_entry_set_revision (KvEntry *self,
                        guint64  revision)
 {
   self->revision = revision;
+}
+
+gboolean
+kv_entry_get_is_utf8 (const KvEntry *self)
+{
+  return (self->key_len_and_flags & IS_UTF8_FLAG) != 0;
 }
 
 gboolean

@@ -10,8 +10,8 @@ G_BEGIN_DECLS
 
 #define KV_TYPE_ENTRY (kv_entry_get_type ())
 
-/* The longest key an entry can hold; key lengths are stored in 15 bits. */
-#define KV_ENTRY_MAX_KEY_SIZE 32767
+/* The longest key an entry can hold; key lengths are stored in 14 bits. */
+#define KV_ENTRY_MAX_KEY_SIZE 16383
 
 typedef struct _KvEntry KvEntry;
 
@@ -22,7 +22,8 @@ KvEntry      *kv_entry_new              (const char *key,
                                          const void *value,
                                          gsize       value_len,
                                          const char *content_type,
-                                         guint64     revision);
+                                         guint64     revision,
+                                         GError    **error);
 KvEntry      *kv_entry_ref              (KvEntry    *self);
 void          kv_entry_unref            (KvEntry    *self);
 
@@ -35,6 +36,7 @@ GBytes       *kv_entry_get_value        (KvEntry       *self);
 gsize         kv_entry_get_value_size   (const KvEntry *self);
 const char   *kv_entry_get_content_type (const KvEntry *self);
 guint64       kv_entry_get_revision     (const KvEntry *self);
+gboolean      kv_entry_get_is_utf8      (const KvEntry *self);
 gboolean      kv_entry_get_has_ttl      (const KvEntry *self);
 void          kv_entry_set_has_ttl      (KvEntry       *self,
                                          gboolean       has_ttl);

@@ -43,8 +43,10 @@
 
 /* How long a refused client has to read its answer before we close. */
 #define LINGER_MS 1000
-/* How much of a refused request we read and throw away meanwhile. */
-#define DRAIN_MAX (256 * 1024)
+/* How much of a refused request we read and throw away meanwhile, past
+ * max-value-size: enough for a client that writes its whole body before it
+ * reads (libsoup's own client does) to get its answer. */
+#define DRAIN_EXTRA (1024 * 1024)
 #define DRAIN_BLOCK (16 * 1024)
 
 /* RFC 6585; libsoup 3.2 has no name for it. */
@@ -226,7 +228,7 @@ closing_step (Closing *closing)
       closing->shut_down = TRUE;
     }
 
-  while (closing->drained < DRAIN_MAX)
+  while (closing->drained < closing->guard->max_value_size + DRAIN_EXTRA)
     {
       g_autoptr(GError) error = NULL;
       gssize n = g_socket_receive_with_blocking (closing->socket, buffer, sizeof buffer,

@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -392,6 +393,17 @@ kv_listener_add_socket (KvListener  *self,
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                            "the socket is not listening");
+      return FALSE;
+    }
+
+  /* A flood must wait in the kernel's queue, not be turned away by it:
+   * listen again with a longer backlog (GSocket's default is 10), which
+   * Linux allows on a socket that is listening already; GSocket does not. */
+  if (listen (g_socket_get_fd (socket), LISTEN_BACKLOG) < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "cannot listen: %s", g_strerror (errsv));
       return FALSE;
     }
 

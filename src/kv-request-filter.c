@@ -12,8 +12,9 @@
  * filter first, which follows the framing of each request (RFC 9112) and
  * accepts only what is unambiguous:
  *
- * - lines end with CRLF; no bare CR or LF, no control characters, no
- *   obs-fold, no whitespace before a header's colon;
+ * - lines end with CRLF; no bare CR or LF, no NUL, no control characters
+ *   outside header values, no obs-fold, no whitespace before a header's
+ *   colon;
  * - a request line of method, target and HTTP/1.0 or HTTP/1.1;
  * - at most one Content-Length (digits only), at most one
  *   Transfer-Encoding (only "chunked"), never both, at most one Host;
@@ -341,7 +342,10 @@ take_line_byte (KvRequestFilter *self,
       self->cr = TRUE;
       return TRUE;
     }
-  if ((c < 0x20 && c != '\t') || c == 0x7f)
+  /* A bare LF, or a NUL. Other control characters are refused by the
+   * request line's and the header names' own checks; in a header's value,
+   * RFC 9110 lets them be kept, and the handlers judge. */
+  if (c == '\n' || c == '\0')
     return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
 
   g_byte_array_append (self->line, &c, 1);

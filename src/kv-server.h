@@ -8,6 +8,7 @@
 
 #include "kv-config.h"
 #include "kv-listener.h"
+#include "kv-stats.h"
 #include "kv-storage.h"
 
 G_BEGIN_DECLS
@@ -18,6 +19,7 @@ G_DECLARE_FINAL_TYPE (KvServer, kv_server, KV, SERVER, GObject)
 KvServer   *kv_server_new             (KvStorage   *storage,
                                        KvConfig    *config);
 KvStorage  *kv_server_get_storage     (KvServer    *self);
+KvStats    *kv_server_get_stats       (KvServer    *self);
 SoupServer *kv_server_get_soup_server (KvServer    *self);
 gboolean    kv_server_listen          (KvServer    *self,
                                        const char  *address,
@@ -32,6 +34,16 @@ gboolean    kv_server_accept_connection (KvServer  *self,
                                          GSocket   *socket,
                                          GError   **error);
 KvListener *kv_server_get_listener    (KvServer    *self);
+
+void        kv_server_stop_async      (KvServer            *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data);
+gboolean    kv_server_stop_finish     (KvServer      *self,
+                                       GAsyncResult  *result,
+                                       GError       **error);
+guint       kv_server_get_n_requests_in_flight (KvServer *self);
+guint64     kv_server_get_n_requests_served    (KvServer *self);
 
 guint       kv_server_status_for_error (const GError *error);
 

@@ -5,8 +5,10 @@
 #include "config.h"
 
 #include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <glib/gstdio.h>
+#include <gio/gunixsocketaddress.h>
 
 #include "kv-test-utils.h"
 
@@ -132,10 +134,126 @@ kv_test_server_uri (KvTestServer *ts,
   return g_strdup_printf ("http://127.0.0.1:%u%s", ts->port, path);
 }
 
+/**
+ * kv_test_session_new:
+ *
+ * Returns: (transfer full): a client session that uses no proxy: the tests
+ *   talk to loopback only, and a proxy resolver would want GSettings schemas
+ *   that an isolated test environment lacks
+ */
+SoupSession *
+kv_test_session_new (void)
+{
+  return soup_session_new_with_options ("proxy-resolver", NULL, NULL);
+}
+
+/**
+ * kv_test_request:
+ * @session: a session from kv_test_session_new()
+ * @method: the HTTP method
+ * @uri: the full URI
+ * @headers: (nullable) (array zero-terminated=1): request headers as
+ *   name, value, name, value, …
+ * @body: (nullable): the request body, sent as form data like curl -d does
+ *   unless @headers name a Content-Type
+ *
+ * Returns: (transfer full): the response
+ */
+KvTestResponse *
+kv_test_request (SoupSession        *session,
+                 const char         *method,
+                 const char         *uri,
+                 const char * const *headers,
+                 GBytes             *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SoupMessage) msg = soup_message_new (method, uri);
+  SoupMessageHeaders *request_headers;
+  KvTestResponse *response = g_new0 (KvTestResponse, 1);
+
+  g_assert_nonnull (msg);
+  request_headers = soup_message_get_request_headers (msg);
+  if (body != NULL)
+    soup_message_set_request_body_from_bytes (msg, "application/x-www-form-urlencoded", body);
+  for (gsize i = 0; headers != NULL && headers[i] != NULL; i += 2)
+    soup_message_headers_replace (request_headers, headers[i], headers[i + 1]);
+
+  response->body = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  response->status = soup_message_get_status (msg);
+  response->headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
+
+  return response;
+}
+
+void
+kv_test_response_free (KvTestResponse *response)
+{
+  g_clear_pointer (&response->headers, soup_message_headers_unref);
+  g_clear_pointer (&response->body, g_bytes_unref);
+  g_free (response);
+}
+
+const char *
+kv_test_response_header (KvTestResponse *response,
+                         const char     *name)
+{
+  return soup_message_headers_get_one (response->headers, name);
+}
+
+void
+kv_test_assert_response (KvTestResponse *response,
+                         guint           status,
+                         const char     *body)
+{
+  g_assert_cmpuint (response->status, ==, status);
+  g_assert_cmpmem (g_bytes_get_data (response->body, NULL), g_bytes_get_size (response->body),
+                   body, strlen (body));
+}
+
+/**
+ * kv_test_raw_request:
+ * @port: a port on 127.0.0.1
+ * @request: bytes to send; for requests that a well-behaved client cannot
+ *   make, such as bad escapes in the path
+ *
+ * Returns: (transfer full): everything the server sent back before closing
+ */
+char *
+kv_test_raw_request (guint16     port,
+                     const char *request)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GString) response = g_string_new (NULL);
+  GInputStream *input;
+  char buffer[4096];
+  gssize n;
+
+  g_socket_client_set_enable_proxy (client, FALSE);
+  g_socket_client_set_timeout (client, 10);
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                             request, strlen (request), NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  input = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  while ((n = g_input_stream_read (input, buffer, sizeof buffer, NULL, &error)) > 0)
+    g_string_append_len (response, buffer, n);
+  g_assert_no_error (error);
+
+  return g_string_free (g_steal_pointer (&response), FALSE);
+}
+
 struct _KvTestDaemon
 {
   GSubprocess *process;
-  char *dir;
+  char *dir;          /* a directory of its own, removed with it */
+  char *notify_path;
+  GSocket *notify;    /* its NOTIFY_SOCKET */
   guint16 port;
 };
 
@@ -150,6 +268,53 @@ kv_test_daemon_path (void)
   return path;
 }
 
+/**
+ * kv_test_daemon_new:
+ *
+ * Sets up a directory and a `NOTIFY_SOCKET` for a daemon, which
+ * kv_test_daemon_spawn() then starts.
+ *
+ * Returns: (transfer full): a daemon that is not running yet
+ */
+KvTestDaemon *
+kv_test_daemon_new (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  KvTestDaemon *daemon = g_new0 (KvTestDaemon, 1);
+
+  daemon->dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
+  g_assert_no_error (error);
+
+  daemon->notify_path = g_build_filename (daemon->dir, "notify", NULL);
+  address = g_unix_socket_address_new (daemon->notify_path);
+  daemon->notify = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, &error);
+  g_assert_no_error (error);
+  g_socket_bind (daemon->notify, address, FALSE, &error);
+  g_assert_no_error (error);
+
+  return daemon;
+}
+
+/**
+ * kv_test_daemon_build_path:
+ *
+ * Returns: (transfer full): the path of @name in the daemon's directory
+ */
+char *
+kv_test_daemon_build_path (KvTestDaemon *daemon,
+                           const char   *name)
+{
+  return g_build_filename (daemon->dir, name, NULL);
+}
+
+const char *
+kv_test_daemon_get_notify_path (KvTestDaemon *daemon)
+{
+  return daemon->notify_path;
+}
+
 /* A failed assertion aborts the test; its daemon must not outlive it. */
 static void
 die_with_parent (gpointer data)
@@ -158,26 +323,62 @@ die_with_parent (gpointer data)
 }
 
 /**
+ * kv_test_daemon_spawn:
+ * @daemon: a daemon from kv_test_daemon_new()
+ * @argv: the command line: crafty-kv and its arguments, or a program that
+ *   runs crafty-kv
+ * @envp: (nullable): `NAME=VALUE` strings to add to the environment
+ *
+ * Starts @argv with `NOTIFY_SOCKET` set (see kv_test_daemon_wait_notify())
+ * and its output kept in a file (see kv_test_daemon_dup_log()). Does not
+ * wait for anything.
+ */
+void
+kv_test_daemon_spawn (KvTestDaemon       *daemon,
+                      const char * const *argv,
+                      const char * const *envp)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autofree char *log_path = kv_test_daemon_build_path (daemon, "log");
+
+  g_assert_null (daemon->process);
+
+  /* GLib logs debug lines to standard output, the rest to standard error:
+   * keep both, in order, and out of the test's TAP output. */
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  g_subprocess_launcher_setenv (launcher, "NOTIFY_SOCKET", daemon->notify_path, TRUE);
+  for (gsize i = 0; envp != NULL && envp[i] != NULL; i++)
+    {
+      g_auto(GStrv) pair = g_strsplit (envp[i], "=", 2);
+
+      g_assert_nonnull (pair[1]);
+      g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+    }
+  g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+
+  daemon->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+}
+
+/**
  * kv_test_daemon_start:
  * @extra_args: (nullable): more arguments for crafty-kv
  *
- * Starts crafty-kv on a free port and waits until it has written its port.
+ * Starts crafty-kv on a free port and waits until it is ready.
  *
  * Returns: (transfer full): the running daemon
  */
 KvTestDaemon *
 kv_test_daemon_start (const char * const *extra_args)
 {
-  g_autoptr(GError) error = NULL;
+  KvTestDaemon *daemon = kv_test_daemon_new ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autofree char *port_file = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  KvTestDaemon *daemon = g_new0 (KvTestDaemon, 1);
-  gint64 deadline;
-
-  daemon->dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
-  g_assert_no_error (error);
-  port_file = g_build_filename (daemon->dir, "port", NULL);
+  g_autofree char *port_file = kv_test_daemon_build_path (daemon, "port");
+  g_autofree char *contents = NULL;
+  g_autofree char *ready = NULL;
+  g_autoptr(GError) error = NULL;
 
   g_ptr_array_add (argv, g_strdup (kv_test_daemon_path ()));
   g_ptr_array_add (argv, g_strdup ("--port=0"));
@@ -186,27 +387,74 @@ kv_test_daemon_start (const char * const *extra_args)
     g_ptr_array_add (argv, g_strdup (extra_args[i]));
   g_ptr_array_add (argv, NULL);
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  daemon->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
-                                                  &error);
+  kv_test_daemon_spawn (daemon, (const char * const *) argv->pdata, NULL);
+
+  ready = kv_test_daemon_wait_notify (daemon, "READY=1", 10 * 1000);
+  g_assert_nonnull (ready);
+
+  /* crafty-kv writes it before it sends READY=1. */
+  g_file_get_contents (port_file, &contents, NULL, &error);
   g_assert_no_error (error);
+  daemon->port = g_ascii_strtoull (contents, NULL, 10);
+  g_assert_cmpuint (daemon->port, !=, 0);
 
-  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline)
+  return daemon;
+}
+
+static gboolean
+has_assignment (const char *state,
+                const char *assignment)
+{
+  g_auto(GStrv) lines = g_strsplit (state, "\n", -1);
+  gboolean prefix = g_str_has_suffix (assignment, "=");
+
+  for (guint i = 0; lines[i] != NULL; i++)
     {
-      g_autofree char *contents = NULL;
-
-      if (g_file_get_contents (port_file, &contents, NULL, NULL))
-        {
-          daemon->port = g_ascii_strtoull (contents, NULL, 10);
-          break;
-        }
-      g_usleep (10 * 1000);
+      if (prefix ? g_str_has_prefix (lines[i], assignment) : g_str_equal (lines[i], assignment))
+        return TRUE;
     }
 
-  g_assert_cmpuint (daemon->port, !=, 0);
-  return daemon;
+  return FALSE;
+}
+
+/**
+ * kv_test_daemon_wait_notify:
+ * @daemon: a running daemon
+ * @assignment: a line to wait for, such as `READY=1`; or a variable name
+ *   and `=`, such as `STATUS=`, for any value
+ * @timeout_ms: how long to wait
+ *
+ * Reads the datagrams the daemon sent to its `NOTIFY_SOCKET`, and drops
+ * them, until one has @assignment among its lines.
+ *
+ * Returns: (transfer full) (nullable): that datagram, or %NULL if none came
+ *   in time
+ */
+char *
+kv_test_daemon_wait_notify (KvTestDaemon *daemon,
+                            const char   *assignment,
+                            guint         timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 remaining = deadline - g_get_monotonic_time ();
+      char buffer[4096];
+      gssize len;
+
+      if (remaining <= 0 ||
+          !g_socket_condition_timed_wait (daemon->notify, G_IO_IN, remaining, NULL, &error))
+        return NULL;
+
+      len = g_socket_receive (daemon->notify, buffer, sizeof buffer - 1, NULL, &error);
+      g_assert_no_error (error);
+      buffer[len] = '\0';
+
+      if (has_assignment (buffer, assignment))
+        return g_strdup (buffer);
+    }
 }
 
 guint16
@@ -221,31 +469,105 @@ kv_test_daemon_get_subprocess (KvTestDaemon *daemon)
   return daemon->process;
 }
 
+void
+kv_test_daemon_signal (KvTestDaemon *daemon,
+                       int           signum)
+{
+  g_subprocess_send_signal (daemon->process, signum);
+}
+
+/**
+ * kv_test_daemon_wait:
+ *
+ * Waits for the daemon to exit, which it must do normally.
+ *
+ * Returns: its exit status
+ */
+int
+kv_test_daemon_wait (KvTestDaemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_wait (daemon->process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (daemon->process));
+
+  return g_subprocess_get_exit_status (daemon->process);
+}
+
+/**
+ * kv_test_daemon_dup_log:
+ *
+ * Returns: (transfer full): what the daemon wrote to standard output and
+ *   error so far
+ */
+char *
+kv_test_daemon_dup_log (KvTestDaemon *daemon)
+{
+  g_autofree char *path = kv_test_daemon_build_path (daemon, "log");
+  g_autoptr(GError) error = NULL;
+  char *contents = NULL;
+
+  g_file_get_contents (path, &contents, NULL, &error);
+  g_assert_no_error (error);
+
+  return contents;
+}
+
+/**
+ * kv_test_daemon_free:
+ *
+ * Kills the daemon if it still runs, and removes its directory.
+ */
+void
+kv_test_daemon_free (KvTestDaemon *daemon)
+{
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+
+  if (daemon->process != NULL && g_subprocess_get_identifier (daemon->process) != NULL)
+    {
+      g_subprocess_force_exit (daemon->process);
+      g_subprocess_wait (daemon->process, NULL, NULL);
+    }
+
+  /* What the daemon said helps to understand a failure. */
+  if (g_test_failed ())
+    {
+      g_autofree char *log = kv_test_daemon_dup_log (daemon);
+      g_test_message ("crafty-kv said: %s", log);
+    }
+
+  g_clear_object (&daemon->notify);
+  dir = g_dir_open (daemon->dir, 0, NULL);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = kv_test_daemon_build_path (daemon, name);
+      g_unlink (path);
+    }
+  g_rmdir (daemon->dir);
+
+  g_clear_object (&daemon->process);
+  g_free (daemon->notify_path);
+  g_free (daemon->dir);
+  g_free (daemon);
+}
+
 /**
  * kv_test_daemon_stop:
  *
- * Sends SIGTERM and waits for the daemon to exit.
+ * Sends SIGTERM, waits for the daemon to exit and frees it.
  *
  * Returns: its exit status
  */
 int
 kv_test_daemon_stop (KvTestDaemon *daemon)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *port_file = g_build_filename (daemon->dir, "port", NULL);
   int status;
 
-  g_subprocess_send_signal (daemon->process, SIGTERM);
-  g_subprocess_wait (daemon->process, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (daemon->process));
-  status = g_subprocess_get_exit_status (daemon->process);
-
-  g_unlink (port_file);
-  g_rmdir (daemon->dir);
-  g_free (daemon->dir);
-  g_object_unref (daemon->process);
-  g_free (daemon);
+  kv_test_daemon_signal (daemon, SIGTERM);
+  status = kv_test_daemon_wait (daemon);
+  kv_test_daemon_free (daemon);
 
   return status;
 }
@@ -259,19 +581,43 @@ bytes_to_string (GBytes *bytes)
   return len > 0 ? g_strndup (data, len) : g_strdup ("");
 }
 
+/**
+ * kv_test_run_with_env:
+ * @argv: a command line
+ * @envp: (nullable): `NAME=VALUE` strings to add to the environment, or
+ *   `NAME` alone to remove it
+ * @exit_status: (out) (optional): the exit status, or -1 if it did not exit
+ * @standard_error: (out) (optional) (transfer full): what it wrote there
+ *
+ * Runs @argv to completion.
+ *
+ * Returns: (transfer full): its standard output
+ */
 GBytes *
-kv_test_run (const char * const *argv,
-             int                *exit_status,
-             char              **standard_error)
+kv_test_run_with_env (const char * const *argv,
+                      const char * const *envp,
+                      int                *exit_status,
+                      char              **standard_error)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GBytes) out = NULL;
   g_autoptr(GBytes) err = NULL;
 
-  process = g_subprocess_newv (argv,
-                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  for (gsize i = 0; envp != NULL && envp[i] != NULL; i++)
+    {
+      g_auto(GStrv) pair = g_strsplit (envp[i], "=", 2);
+
+      if (pair[1] != NULL)
+        g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+      else
+        g_subprocess_launcher_unsetenv (launcher, pair[0]);
+    }
+
+  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   g_subprocess_communicate (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);
@@ -282,4 +628,12 @@ kv_test_run (const char * const *argv,
     *standard_error = bytes_to_string (err);
 
   return g_steal_pointer (&out);
+}
+
+GBytes *
+kv_test_run (const char * const *argv,
+             int                *exit_status,
+             char              **standard_error)
+{
+  return kv_test_run_with_env (argv, NULL, exit_status, standard_error);
 }

@@ -14,7 +14,7 @@
  * no newline, and the shell prompt follows it. */
 typedef struct
 {
-  const char *args[6];
+  const char *args[8];
   const char *output;
 } Step;
 
@@ -30,6 +30,22 @@ static const Step seed_session[] = {
   /* The post's closing exercise. */
   { { "-X", "PUT", "-d", "", "@/kv/kenya:capital" }, "value cannot be empty\n" },
   { { "-X", "PUT", "-d", "foo", "@/kv/" }, "key cannot be empty\n" },
+};
+
+/* A few of the v1 API's features, as a curl user drives them. */
+static const Step api_session[] = {
+  { { "-X", "PUT", "-H", "If-None-Match: *", "-d", "Nairobi", "@/kv/kenya:capital" }, "" },
+  { { "-X", "PUT", "-H", "If-None-Match: *", "-d", "Mombasa", "@/kv/kenya:capital" },
+    "precondition failed\n" },
+  { { "-X", "PUT", "-H", "If-Match: \"1\"", "-d", "Nairobi!", "@/kv/kenya:capital" }, "" },
+  { { "-H", "If-None-Match: \"2\"", "-w", "%{http_code}", "@/kv/kenya:capital" }, "304" },
+  { { "-X", "PUT", "-d", "Kampala", "@/kv/uganda:capital?ttl=1h" }, "" },
+  { { "-d", "x", "-X", "PUT", "@/kv/uganda:capital?ttl=soon" }, "invalid ttl\n" },
+  { { "@/keys?prefix=k" }, "kenya:capital\n" },
+  { { "@/keys?limit=1&format=json" }, "{\"keys\":[\"kenya:capital\"],\"next\":\"kenya:capital\"}\n" },
+  { { "-H", "Accept: application/json", "@/kv/tanzania:capital" },
+    "{\"error\":\"key not found\",\"status\":404}\n" },
+  { { "@/healthz" }, "ok\n" },
 };
 
 static void
@@ -81,6 +97,26 @@ test_seed_session (void)
   g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
 }
 
+static void
+test_api_session (void)
+{
+  g_autofree char *curl = g_find_program_in_path ("curl");
+  KvTestDaemon *daemon;
+
+  g_test_summary ("Preconditions, expiry, listing and JSON errors from plain curl");
+
+  if (curl == NULL)
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+
+  daemon = kv_test_daemon_start (NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (api_session); i++)
+    run_step (&api_session[i], kv_test_daemon_get_port (daemon));
+  g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -88,6 +124,7 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/kv/e2e/seed-session", test_seed_session);
+  g_test_add_func ("/kv/e2e/api-session", test_api_session);
 
   return g_test_run ();
 }

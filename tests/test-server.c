@@ -16,32 +16,13 @@ typedef struct
   SoupSession *session;
 } Fixture;
 
-typedef struct
-{
-  guint status;
-  SoupMessageHeaders *headers;
-  GBytes *body;
-} Response;
-
-static void
-response_free (Response *response)
-{
-  g_clear_pointer (&response->headers, soup_message_headers_unref);
-  g_clear_pointer (&response->body, g_bytes_unref);
-  g_free (response);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Response, response_free)
-
 static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  user_data)
 {
   fixture->storage = KV_STORAGE (kv_map_storage_new ());
   fixture->server = kv_test_server_start (fixture->storage);
-  /* No proxy: the tests talk to loopback only, and a proxy resolver would
-   * want GSettings schemas that an isolated test environment lacks. */
-  fixture->session = soup_session_new_with_options ("proxy-resolver", NULL, NULL);
+  fixture->session = kv_test_session_new ();
 }
 
 static void
@@ -53,85 +34,61 @@ fixture_teardown (Fixture       *fixture,
   g_assert_finalize_object (fixture->storage);
 }
 
-static Response *
+static KvTestResponse *
 request (Fixture    *fixture,
          const char *method,
          const char *path,
          const char *body)
 {
-  g_autoptr(GError) error = NULL;
   g_autofree char *uri = kv_test_server_uri (fixture->server, path);
-  g_autoptr(SoupMessage) msg = soup_message_new (method, uri);
-  Response *response = g_new0 (Response, 1);
+  g_autoptr(GBytes) bytes = body != NULL ? g_bytes_new (body, strlen (body)) : NULL;
 
-  g_assert_nonnull (msg);
-  if (body != NULL)
-    {
-      g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
-      soup_message_set_request_body_from_bytes (msg, "application/x-www-form-urlencoded", bytes);
-    }
-
-  response->body = soup_session_send_and_read (fixture->session, msg, NULL, &error);
-  g_assert_no_error (error);
-  response->status = soup_message_get_status (msg);
-  response->headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
-
-  return response;
-}
-
-static void
-assert_response (Response   *response,
-                 guint       status,
-                 const char *body)
-{
-  g_assert_cmpuint (response->status, ==, status);
-  g_assert_cmpmem (g_bytes_get_data (response->body, NULL), g_bytes_get_size (response->body),
-                   body, strlen (body));
+  return kv_test_request (fixture->session, method, uri, NULL, bytes);
 }
 
 static void
 test_put_get (Fixture       *fixture,
               gconstpointer  user_data)
 {
-  g_autoptr(Response) put = NULL;
-  g_autoptr(Response) get = NULL;
+  g_autoptr(KvTestResponse) put = NULL;
+  g_autoptr(KvTestResponse) get = NULL;
 
   g_test_summary ("PUT answers 200 with no body; GET answers the stored bytes exactly");
 
   put = request (fixture, "PUT", "/kv/kenya:capital", "Nairobi");
-  assert_response (put, 200, "");
+  kv_test_assert_response (put, 200, "");
   get = request (fixture, "GET", "/kv/kenya:capital", NULL);
-  assert_response (get, 200, "Nairobi");
+  kv_test_assert_response (get, 200, "Nairobi");
 }
 
 static void
 test_put_overwrite (Fixture       *fixture,
                     gconstpointer  user_data)
 {
-  g_autoptr(Response) r1 = NULL;
-  g_autoptr(Response) r2 = NULL;
-  g_autoptr(Response) get = NULL;
+  g_autoptr(KvTestResponse) r1 = NULL;
+  g_autoptr(KvTestResponse) r2 = NULL;
+  g_autoptr(KvTestResponse) get = NULL;
 
   g_test_summary ("A second PUT replaces the value");
 
   r1 = request (fixture, "PUT", "/kv/tanzania:capital", "Dar es Salaam");
-  assert_response (r1, 200, "");
+  kv_test_assert_response (r1, 200, "");
   r2 = request (fixture, "PUT", "/kv/tanzania:capital", "Dodoma");
-  assert_response (r2, 200, "");
+  kv_test_assert_response (r2, 200, "");
   get = request (fixture, "GET", "/kv/tanzania:capital", NULL);
-  assert_response (get, 200, "Dodoma");
+  kv_test_assert_response (get, 200, "Dodoma");
 }
 
 static void
 test_get_missing (Fixture       *fixture,
                   gconstpointer  user_data)
 {
-  g_autoptr(Response) get = NULL;
+  g_autoptr(KvTestResponse) get = NULL;
 
   g_test_summary ("GET of an absent key answers 404 “key not found”");
 
   get = request (fixture, "GET", "/kv/nowhere", NULL);
-  assert_response (get, 404, "key not found\n");
+  kv_test_assert_response (get, 404, "key not found\n");
   g_assert_cmpstr (soup_message_headers_get_content_type (get->headers, NULL), ==, "text/plain");
 }
 
@@ -139,36 +96,36 @@ static void
 test_delete (Fixture       *fixture,
              gconstpointer  user_data)
 {
-  g_autoptr(Response) put = NULL;
-  g_autoptr(Response) del = NULL;
-  g_autoptr(Response) del_again = NULL;
-  g_autoptr(Response) get = NULL;
+  g_autoptr(KvTestResponse) put = NULL;
+  g_autoptr(KvTestResponse) del = NULL;
+  g_autoptr(KvTestResponse) del_again = NULL;
+  g_autoptr(KvTestResponse) get = NULL;
 
   g_test_summary ("DELETE answers 200 whether or not the key was there");
 
   put = request (fixture, "PUT", "/kv/uganda:capital", "Kampala");
-  assert_response (put, 200, "");
+  kv_test_assert_response (put, 200, "");
   del = request (fixture, "DELETE", "/kv/uganda:capital", NULL);
-  assert_response (del, 200, "");
+  kv_test_assert_response (del, 200, "");
   get = request (fixture, "GET", "/kv/uganda:capital", NULL);
-  assert_response (get, 404, "key not found\n");
+  kv_test_assert_response (get, 404, "key not found\n");
   del_again = request (fixture, "DELETE", "/kv/uganda:capital", NULL);
-  assert_response (del_again, 200, "");
+  kv_test_assert_response (del_again, 200, "");
 }
 
 static void
 test_put_empty_value (Fixture       *fixture,
                       gconstpointer  user_data)
 {
-  g_autoptr(Response) put = NULL;
-  g_autoptr(Response) get = NULL;
+  g_autoptr(KvTestResponse) put = NULL;
+  g_autoptr(KvTestResponse) get = NULL;
 
   g_test_summary ("PUT with an empty body answers 400 and stores nothing");
 
   put = request (fixture, "PUT", "/kv/kenya:capital", "");
-  assert_response (put, 400, "value cannot be empty\n");
+  kv_test_assert_response (put, 400, "value cannot be empty\n");
   get = request (fixture, "GET", "/kv/kenya:capital", NULL);
-  assert_response (get, 404, "key not found\n");
+  kv_test_assert_response (get, 404, "key not found\n");
 }
 
 static void
@@ -181,10 +138,10 @@ test_empty_key (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (methods); i++)
     {
-      g_autoptr(Response) r = request (fixture, methods[i], "/kv/", "foo");
+      g_autoptr(KvTestResponse) r = request (fixture, methods[i], "/kv/", "foo");
       gboolean head = g_str_equal (methods[i], "HEAD");
 
-      assert_response (r, 400, head ? "" : "key cannot be empty\n");
+      kv_test_assert_response (r, 400, head ? "" : "key cannot be empty\n");
     }
 }
 
@@ -198,10 +155,10 @@ test_method_not_allowed (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (methods); i++)
     {
-      g_autoptr(Response) r = request (fixture, methods[i], "/kv/kenya:capital", "x");
+      g_autoptr(KvTestResponse) r = request (fixture, methods[i], "/kv/kenya:capital", "x");
 
-      assert_response (r, 405, "method not allowed\n");
-      g_assert_cmpstr (soup_message_headers_get_one (r->headers, "Allow"), ==,
+      kv_test_assert_response (r, 405, "method not allowed\n");
+      g_assert_cmpstr (kv_test_response_header (r, "Allow"), ==,
                        "GET, HEAD, PUT, DELETE");
     }
 }
@@ -210,14 +167,14 @@ static void
 test_head (Fixture       *fixture,
            gconstpointer  user_data)
 {
-  g_autoptr(Response) put = NULL;
-  g_autoptr(Response) head = NULL;
+  g_autoptr(KvTestResponse) put = NULL;
+  g_autoptr(KvTestResponse) head = NULL;
 
   g_test_summary ("HEAD answers like GET, without a body");
 
   put = request (fixture, "PUT", "/kv/k", "Nairobi");
   head = request (fixture, "HEAD", "/kv/k", NULL);
-  assert_response (head, 200, "");
+  kv_test_assert_response (head, 200, "");
   g_assert_cmpint (soup_message_headers_get_content_length (head->headers), ==, 7);
 }
 
@@ -231,9 +188,9 @@ test_outside_prefix (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
     {
-      g_autoptr(Response) r = request (fixture, "GET", paths[i], NULL);
+      g_autoptr(KvTestResponse) r = request (fixture, "GET", paths[i], NULL);
 
-      assert_response (r, 404, "not found\n");
+      kv_test_assert_response (r, 404, "not found\n");
     }
 }
 
@@ -242,7 +199,7 @@ test_range_ignored (Fixture       *fixture,
                     gconstpointer  user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(Response) put = NULL;
+  g_autoptr(KvTestResponse) put = NULL;
   g_autofree char *uri = kv_test_server_uri (fixture->server, "/kv/k");
   g_autoptr(SoupMessage) msg = soup_message_new ("GET", uri);
   g_autoptr(GBytes) body = NULL;

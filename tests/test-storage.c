@@ -35,7 +35,7 @@ assert_value (KvStorage  *storage,
               gsize       expected_len)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(KvEntry) entry = kv_storage_get (storage, key, &error);
+  g_autoptr(KvEntry) entry = kv_storage_get (storage, key, NULL, &error);
   g_autoptr(GBytes) value = NULL;
 
   g_assert_no_error (error);
@@ -52,7 +52,7 @@ set_string (KvStorage  *storage,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) bytes = g_bytes_new (value, strlen (value));
-  KvEntry *entry = kv_storage_set (storage, key, bytes, &error);
+  KvEntry *entry = kv_storage_set (storage, key, bytes, NULL, &error);
 
   g_assert_no_error (error);
   g_assert_nonnull (entry);
@@ -104,7 +104,7 @@ test_get_missing (Fixture       *fixture,
 
   g_test_summary ("Getting an absent key fails with NOT_FOUND");
 
-  entry = kv_storage_get (fixture->storage, "nowhere", &error);
+  entry = kv_storage_get (fixture->storage, "nowhere", NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
   g_assert_null (entry);
 }
@@ -120,15 +120,15 @@ test_delete (Fixture       *fixture,
 
   g_clear_pointer (&entry, kv_entry_unref);
   entry = set_string (fixture->storage, "uganda:capital", "Kampala");
-  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", NULL, &error));
   g_assert_no_error (error);
   g_clear_pointer (&entry, kv_entry_unref);
 
-  entry = kv_storage_get (fixture->storage, "uganda:capital", &error);
+  entry = kv_storage_get (fixture->storage, "uganda:capital", NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
-  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", &error));
+  g_assert_true (kv_storage_delete (fixture->storage, "uganda:capital", NULL, &error));
   g_assert_no_error (error);
 }
 
@@ -143,7 +143,7 @@ test_binary (Fixture       *fixture,
 
   g_test_summary ("Values with NUL bytes and high bytes round-trip exactly");
 
-  entry = kv_storage_set (fixture->storage, "bin", bytes, &error);
+  entry = kv_storage_set (fixture->storage, "bin", bytes, NULL, &error);
   g_assert_no_error (error);
   assert_value (fixture->storage, "bin", value, sizeof value);
 }
@@ -172,9 +172,195 @@ test_empty_key (Fixture       *fixture,
 
   g_test_summary ("The empty key is refused with INVALID_ARGUMENT");
 
-  entry = kv_storage_set (fixture->storage, "", bytes, &error);
+  entry = kv_storage_set (fixture->storage, "", bytes, NULL, &error);
   g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INVALID_ARGUMENT);
   g_assert_null (entry);
+}
+
+static void
+test_conditions (Fixture       *fixture,
+                 gconstpointer  user_data)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("v", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) first = NULL;
+  g_autoptr(KvEntry) second = NULL;
+  g_autoptr(KvEntry) refused = NULL;
+  KvCondition create_only = { .if_none_match = { .kind = KV_MATCH_ANY } };
+  KvCondition must_exist = { .if_match = { .kind = KV_MATCH_ANY } };
+  KvCondition stale = { 0 };
+  KvSetOptions options = { NULL, KV_TTL_NONE, 0, &create_only };
+  KvStorageInfo info;
+
+  g_test_summary ("Preconditions are checked against the live entry; a failed one "
+                  "changes nothing and takes no revision");
+
+  first = kv_storage_set (fixture->storage, "k", bytes, &options, &error);
+  g_assert_no_error (error);
+  refused = kv_storage_set (fixture->storage, "k", bytes, &options, &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED);
+  g_assert_null (refused);
+  g_clear_error (&error);
+
+  g_assert_true (kv_match_parse (&stale.if_match, "\"12\", \"13\""));
+  g_assert_false (kv_storage_delete (fixture->storage, "k", &stale, &error));
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED);
+  g_clear_error (&error);
+
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.revision, ==, kv_entry_get_revision (first));
+  g_assert_cmpuint (info.keys, ==, 1);
+
+  options.condition = &must_exist;
+  second = kv_storage_set (fixture->storage, "k", bytes, &options, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_entry_get_revision (second), ==, kv_entry_get_revision (first) + 1);
+
+  g_assert_true (kv_storage_delete (fixture->storage, "k", &must_exist, &error));
+  g_assert_no_error (error);
+  g_assert_false (kv_storage_delete (fixture->storage, "k", &must_exist, &error));
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED);
+}
+
+static void
+test_match_parse (void)
+{
+  KvMatch match;
+
+  g_test_summary ("If-Match and If-None-Match values parse as RFC 9110 entity-tag lists");
+
+  g_assert_true (kv_match_parse (&match, " * "));
+  g_assert_cmpint (match.kind, ==, KV_MATCH_ANY);
+  g_assert_true (kv_match_parse (&match, "\"1\",W/\"2\" , \"x\", \"\""));
+  g_assert_cmpint (match.kind, ==, KV_MATCH_LIST);
+  g_assert_cmpuint (match.n_revisions, ==, 2);
+  g_assert_true (kv_match_contains (&match, 1, FALSE));
+  g_assert_false (kv_match_contains (&match, 2, FALSE));
+  g_assert_true (kv_match_contains (&match, 2, TRUE));
+  g_assert_false (kv_match_contains (&match, 3, TRUE));
+
+  g_assert_false (kv_match_parse (&match, "1"));
+  g_assert_false (kv_match_parse (&match, "\"1"));
+  g_assert_false (kv_match_parse (&match, "\"1\" \"2\""));
+  g_assert_false (kv_match_parse (&match, "*, \"1\""));
+}
+
+static void
+test_ttl (Fixture       *fixture,
+          gconstpointer  user_data)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("v", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(KvEntry) kept = NULL;
+  g_autoptr(KvEntry) gone = NULL;
+  KvSetOptions ttl = { NULL, KV_TTL_SET, 150 * 1000, NULL };
+  KvSetOptions keep = { NULL, KV_TTL_KEEP, 0, NULL };
+  KvStorageInfo info;
+  gint64 expires_at, kept_expires_at, deadline;
+
+  g_test_summary ("An entry with a TTL reads as absent once it expires, keepttl keeps the "
+                  "deadline, and expiry reclaims the entry and counts it");
+
+  entry = kv_storage_set (fixture->storage, "k", bytes, &ttl, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&entry, kv_entry_unref);
+  entry = kv_storage_get (fixture->storage, "k", &expires_at, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (expires_at, >, g_get_real_time ());
+  g_assert_cmpint (expires_at, <=, g_get_real_time () + 150 * 1000);
+
+  kept = kv_storage_set (fixture->storage, "k", bytes, &keep, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&kept, kv_entry_unref);
+  kept = kv_storage_get (fixture->storage, "k", &kept_expires_at, &error);
+  g_assert_no_error (error);
+  /* The same monotonic deadline, seen through the wall clock. */
+  g_assert_cmpint (ABS (kept_expires_at - expires_at), <, 50 * 1000);
+
+  g_usleep (200 * 1000);
+  gone = kv_storage_get (fixture->storage, "k", NULL, &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
+  g_assert_null (gone);
+
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  do
+    {
+      kv_map_storage_expire (KV_MAP_STORAGE (fixture->storage), 64);
+      kv_storage_get_info (fixture->storage, &info);
+    }
+  while (info.keys != 0 && g_get_monotonic_time () < deadline);
+
+  g_assert_cmpuint (info.keys, ==, 0);
+  g_assert_cmpuint (info.expired, ==, 1);
+  g_assert_cmpuint (info.value_bytes, ==, 0);
+  /* Two sets and one expiry: three writes. */
+  g_assert_cmpuint (info.revision, ==, 3);
+}
+
+static void
+test_expire_batches (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("v", 1);
+  KvSetOptions ttl = { NULL, KV_TTL_SET, 1000, NULL };
+  KvStorageInfo info;
+  guint reclaimed = 0;
+
+  g_test_summary ("Expiry reclaims at most the batch size per call");
+
+  for (guint i = 0; i < 200; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("k%u", i);
+      kv_entry_unref (kv_storage_set (fixture->storage, key, bytes, &ttl, NULL));
+    }
+  g_usleep (5 * 1000);
+
+  for (guint n; (n = kv_map_storage_expire (KV_MAP_STORAGE (fixture->storage), 64)) > 0;)
+    {
+      g_assert_cmpuint (n, <=, 64);
+      reclaimed += n;
+    }
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.keys, ==, 0);
+  g_assert_cmpuint (info.expired, ==, 200);
+  /* The sweeper thread may have taken some first. */
+  g_assert_cmpuint (reclaimed, <=, 200);
+}
+
+static void
+test_list (Fixture       *fixture,
+           gconstpointer  user_data)
+{
+  const char *keys[] = { "b", "a0", "a", "ab", "a/", "A", "é", "a/b" };
+  g_autoptr(GPtrArray) page1 = NULL;
+  g_autoptr(GPtrArray) page2 = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  gboolean more;
+
+  g_test_summary ("Listing returns keys in byte order, after a key, up to a limit");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    kv_entry_unref (set_string (fixture->storage, keys[i], "v"));
+
+  page1 = kv_storage_list (fixture->storage, "a", NULL, 3, &more);
+  g_assert_true (more);
+  g_assert_cmpuint (page1->len, ==, 3);
+  g_assert_cmpstr (g_ptr_array_index (page1, 0), ==, "a");
+  g_assert_cmpstr (g_ptr_array_index (page1, 1), ==, "a/");
+  g_assert_cmpstr (g_ptr_array_index (page1, 2), ==, "a/b");
+
+  page2 = kv_storage_list (fixture->storage, "a", "a/b", 3, &more);
+  g_assert_false (more);
+  g_assert_cmpuint (page2->len, ==, 2);
+  g_assert_cmpstr (g_ptr_array_index (page2, 0), ==, "a0");
+  g_assert_cmpstr (g_ptr_array_index (page2, 1), ==, "ab");
+
+  all = kv_storage_list (fixture->storage, NULL, NULL, 100, &more);
+  g_assert_false (more);
+  g_assert_cmpuint (all->len, ==, G_N_ELEMENTS (keys));
+  g_assert_cmpstr (g_ptr_array_index (all, 0), ==, "A");
+  g_assert_cmpstr (g_ptr_array_index (all, all->len - 1), ==, "é");
 }
 
 /* Concurrency: every thread writes values that name the writer and a
@@ -207,14 +393,14 @@ worker_run (gpointer data)
         {
           g_autofree char *value = g_strdup_printf ("w%u:%u:%s", w->id, i, key);
           g_autoptr(GBytes) bytes = g_bytes_new_take (value, strlen (value));
-          g_autoptr(KvEntry) entry = kv_storage_set (w->storage, key, bytes, NULL);
+          g_autoptr(KvEntry) entry = kv_storage_set (w->storage, key, bytes, NULL, NULL);
 
           g_steal_pointer (&value);
           g_assert_nonnull (entry);
         }
       else if (op < 9)
         {
-          g_autoptr(KvEntry) entry = kv_storage_get (w->storage, key, NULL);
+          g_autoptr(KvEntry) entry = kv_storage_get (w->storage, key, NULL, NULL);
           g_autofree char *value = NULL;
           guint writer, seq;
           char suffix[16];
@@ -229,7 +415,7 @@ worker_run (gpointer data)
             w->bad_reads++;
         }
       else
-        g_assert_true (kv_storage_delete (w->storage, key, NULL));
+        g_assert_true (kv_storage_delete (w->storage, key, NULL, NULL));
     }
 
   g_rand_free (rand);
@@ -273,7 +459,12 @@ main (int   argc,
   ADD ("binary", test_binary);
   ADD ("keys-are-distinct", test_keys_are_distinct);
   ADD ("empty-key", test_empty_key);
+  ADD ("conditions", test_conditions);
+  ADD ("ttl", test_ttl);
+  ADD ("expire-batches", test_expire_batches);
+  ADD ("list", test_list);
   ADD ("concurrency", test_concurrency);
+  g_test_add_func ("/kv/storage/match-parse", test_match_parse);
 #undef ADD
 
   return g_test_run ();
