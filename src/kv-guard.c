@@ -1206,7 +1206,8 @@ kv_guard_admit (KvGuard         *self,
   c->kind = kind;
   if (kind == PEER_LOOPBACK)
     {
-      GInetAddress *inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local_address));
+      GInetAddress *inet =
+        g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local_address));
       g_autofree char *text = g_inet_address_to_string (inet);
 
       c->local_host = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6

@@ -147,7 +147,8 @@ lookup_tcp_owner (int                  fd,
           if (h->nlmsg_seq != query.header.nlmsg_seq)
             continue;
 
-          if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH (sizeof (struct nlmsgerr)))
+          if (h->nlmsg_type == NLMSG_ERROR &&
+              h->nlmsg_len >= NLMSG_LENGTH (sizeof (struct nlmsgerr)))
             {
               const struct nlmsgerr *err = NLMSG_DATA (h);
 
@@ -160,8 +161,10 @@ lookup_tcp_owner (int                  fd,
               h->nlmsg_len < NLMSG_LENGTH (sizeof *msg) ||
               msg->id.idiag_sport != query.request.id.idiag_sport ||
               msg->id.idiag_dport != query.request.id.idiag_dport ||
-              memcmp (msg->id.idiag_src, query.request.id.idiag_src, sizeof msg->id.idiag_src) != 0 ||
-              memcmp (msg->id.idiag_dst, query.request.id.idiag_dst, sizeof msg->id.idiag_dst) != 0)
+              memcmp (msg->id.idiag_src, query.request.id.idiag_src,
+                      sizeof msg->id.idiag_src) != 0 ||
+              memcmp (msg->id.idiag_dst, query.request.id.idiag_dst,
+                      sizeof msg->id.idiag_dst) != 0)
             goto unexpected;
 
           *uid = msg->idiag_uid;

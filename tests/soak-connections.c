@@ -25,7 +25,8 @@ static const char *requests[] = {
   "PUT /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nvalue",
   "GET /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\n",
   /* Kept alive for a second request, then closed by us while idle. */
-  "GET /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\nGET /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\n",
+  "GET /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\n"
+  "GET /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\n",
   "DELETE /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\n\r\n",
   /* Refused by the guard (413) and by the filter (400). */
   "PUT /kv/soak-%u HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n",

@@ -64,7 +64,9 @@ fixture_setup_roomy (Fixture       *fixture,
 static guint
 open_connections (Fixture *fixture)
 {
-  return kv_listener_get_n_connections (kv_server_get_listener (kv_test_server_get (fixture->server)));
+  KvServer *server = kv_test_server_get (fixture->server);
+
+  return kv_listener_get_n_connections (kv_server_get_listener (server));
 }
 
 /* Every connection the test opened is closed by now on our side; the
@@ -134,73 +136,156 @@ typedef struct
 static const Case cases[] = {
   /* Malformed request lines. */
   { "line/garbage", "Not a request line", REQ ("GARBAGE\r\n\r\n"), 400, NULL, TRUE },
-  { "line/no-version", "A request line without a version", REQ ("GET /kv/a\r\n\r\n"), 400, NULL, TRUE },
+  { "line/no-version", "A request line without a version",
+    REQ ("GET /kv/a\r\n\r\n"), 400, NULL, TRUE },
   { "line/http-0.9", "HTTP/0.9", REQ ("GET /kv/a HTTP/0.9\r\n\r\n"), 505, NULL, TRUE },
-  { "line/http-2", "HTTP/2.0 in an HTTP/1 request line", REQ ("GET /kv/a HTTP/2.0\r\n" H "\r\n"), 505, NULL, TRUE },
-  { "line/lower-case", "A lower-case protocol name", REQ ("GET /kv/a http/1.1\r\n" H "\r\n"), 400, NULL, TRUE },
-  { "line/nul", "A NUL byte in the request line", REQ ("GET /kv/a\0 HTTP/1.1\r\n" H "\r\n"), 400, NULL, TRUE },
-  { "line/bare-cr", "A bare CR ending the request line", REQ ("GET /kv/a HTTP/1.1\r" H "\r\n"), 400, NULL, TRUE },
-  { "line/only-crlf", "Empty lines only, and then nothing: the deadline", REQ ("\r\n\r\n"), 408, "request timeout\n", TRUE },
-  { "line/truncated", "A request line cut off by the end of the stream", REQ ("GET /kv/a HT"), 400, NULL, TRUE },
+  { "line/http-2", "HTTP/2.0 in an HTTP/1 request line",
+    REQ ("GET /kv/a HTTP/2.0\r\n" H "\r\n"), 505, NULL, TRUE },
+  { "line/lower-case", "A lower-case protocol name",
+    REQ ("GET /kv/a http/1.1\r\n" H "\r\n"), 400, NULL, TRUE },
+  { "line/nul", "A NUL byte in the request line",
+    REQ ("GET /kv/a\0 HTTP/1.1\r\n" H "\r\n"), 400, NULL, TRUE },
+  { "line/bare-cr", "A bare CR ending the request line",
+    REQ ("GET /kv/a HTTP/1.1\r" H "\r\n"), 400, NULL, TRUE },
+  { "line/only-crlf", "Empty lines only, and then nothing: the deadline",
+    REQ ("\r\n\r\n"), 408, "request timeout\n", TRUE },
+  { "line/truncated", "A request line cut off by the end of the stream",
+    REQ ("GET /kv/a HT"), 400, NULL, TRUE },
   /* Malformed and oversized headers. */
-  { "header/nul", "A NUL byte in a header value", REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A: a\0b\r\n\r\n"), 400, NULL, TRUE },
-  { "header/no-host", "HTTP/1.1 without Host", REQ ("GET /kv/a HTTP/1.1\r\n\r\n"), 400, NULL, TRUE },
-  { "header/host-slash", "A Host with a slash", REQ ("GET /kv/a HTTP/1.1\r\nHost: local/host\r\n\r\n"), 400, NULL, TRUE },
-  { "header/truncated", "Headers cut off by the end of the stream", REQ ("GET /kv/a HTTP/1.1\r\nHost: loc"), 400, NULL, TRUE },
-  { "header/te-unknown", "A transfer coding other than chunked", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n"), 501, NULL, TRUE },
+  { "header/nul", "A NUL byte in a header value",
+    REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A: a\0b\r\n\r\n"), 400, NULL, TRUE },
+  { "header/no-host", "HTTP/1.1 without Host",
+    REQ ("GET /kv/a HTTP/1.1\r\n\r\n"), 400, NULL, TRUE },
+  { "header/host-slash", "A Host with a slash",
+    REQ ("GET /kv/a HTTP/1.1\r\nHost: local/host\r\n\r\n"), 400, NULL, TRUE },
+  { "header/truncated", "Headers cut off by the end of the stream",
+    REQ ("GET /kv/a HTTP/1.1\r\nHost: loc"), 400, NULL, TRUE },
+  { "header/te-unknown", "A transfer coding other than chunked",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n"), 501, NULL, TRUE },
   /* Each shape of request smuggling. */
-  { "smuggle/cl-twice", "Content-Length twice, same value", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), 400, BAD, TRUE },
-  { "smuggle/cl-differ", "Content-Length twice, two values", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nContent-Length: 30\r\n\r\nabc"), 400, BAD, TRUE },
-  { "smuggle/cl-plus", "A signed Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: +3\r\n\r\nabc"), 400, BAD, TRUE },
-  { "smuggle/cl-minus", "A negative Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\nabc"), 400, BAD, TRUE },
+  { "smuggle/cl-twice", "Content-Length twice, same value",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+    400, BAD, TRUE },
+  { "smuggle/cl-differ", "Content-Length twice, two values",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nContent-Length: 30\r\n\r\nabc"),
+    400, BAD, TRUE },
+  { "smuggle/cl-plus", "A signed Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: +3\r\n\r\nabc"), 400, BAD, TRUE },
+  { "smuggle/cl-minus", "A negative Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\nabc"), 400, BAD, TRUE },
   /* libsoup refuses these two itself, with an empty body. */
-  { "smuggle/cl-hex", "A hexadecimal Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 0x3\r\n\r\nabc"), 400, NULL, TRUE },
-  { "smuggle/cl-trailing", "Digits and then letters", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3abc\r\n\r\nabc"), 400, NULL, TRUE },
-  { "smuggle/cl-empty", "An empty Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length:\r\n\r\nabc"), 400, BAD, TRUE },
-  { "smuggle/cl-list", "A list as Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3, 3\r\n\r\nabc"), 400, NULL, TRUE },
-  { "smuggle/te-cl", "Transfer-Encoding with Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "smuggle/cl-te", "Content-Length before Transfer-Encoding", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "smuggle/te-identity-cl", "An identity coding with Content-Length", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc"), 501, "not implemented\n", TRUE },
-  { "smuggle/te-twice", "Transfer-Encoding twice", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "smuggle/host-twice", "Host twice", REQ ("GET /kv/a HTTP/1.1\r\n" H "Host: evil.example\r\n\r\n"), 400, BAD, TRUE },
+  { "smuggle/cl-hex", "A hexadecimal Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 0x3\r\n\r\nabc"), 400, NULL, TRUE },
+  { "smuggle/cl-trailing", "Digits and then letters",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3abc\r\n\r\nabc"), 400, NULL, TRUE },
+  { "smuggle/cl-empty", "An empty Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length:\r\n\r\nabc"), 400, BAD, TRUE },
+  { "smuggle/cl-list", "A list as Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3, 3\r\n\r\nabc"), 400, NULL, TRUE },
+  { "smuggle/te-cl", "Transfer-Encoding with Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\n"
+         "abc\r\n0\r\n\r\n"), 400, BAD, TRUE },
+  { "smuggle/cl-te", "Content-Length before Transfer-Encoding",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n"
+         "abc\r\n0\r\n\r\n"), 400, BAD, TRUE },
+  { "smuggle/te-identity-cl", "An identity coding with Content-Length",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc"),
+    501, "not implemented\n", TRUE },
+  { "smuggle/te-twice", "Transfer-Encoding twice",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
+  { "smuggle/host-twice", "Host twice",
+    REQ ("GET /kv/a HTTP/1.1\r\n" H "Host: evil.example\r\n\r\n"), 400, BAD, TRUE },
   /* Framing that libsoup 3.2 reads leniently, and KvRequestFilter not. */
-  { "strict/line-bare-lf", "A request line ended by a bare LF", REQ ("GET /kv/a HTTP/1.1\n" H "\r\n"), 400, BAD, TRUE },
-  { "strict/line-double-space", "Two spaces in the request line", REQ ("GET  /kv/a HTTP/1.1\r\n" H "\r\n"), 400, BAD, TRUE },
-  { "strict/line-tab", "Tabs in the request line", REQ ("GET\t/kv/a\tHTTP/1.1\r\n" H "\r\n"), 400, BAD, TRUE },
+  { "strict/line-bare-lf", "A request line ended by a bare LF",
+    REQ ("GET /kv/a HTTP/1.1\n" H "\r\n"), 400, BAD, TRUE },
+  { "strict/line-double-space", "Two spaces in the request line",
+    REQ ("GET  /kv/a HTTP/1.1\r\n" H "\r\n"), 400, BAD, TRUE },
+  { "strict/line-tab", "Tabs in the request line",
+    REQ ("GET\t/kv/a\tHTTP/1.1\r\n" H "\r\n"), 400, BAD, TRUE },
   { "strict/http-1.2", "HTTP/1.2", REQ ("GET /kv/a HTTP/1.2\r\n" H "\r\n"), 505, NULL, TRUE },
-  { "strict/leading-crlf", "One empty line before the request is allowed", REQ ("\r\nGET /kv/a HTTP/1.1\r\n" H "\r\n"), 404, "key not found\n", FALSE },
-  { "strict/header-bare-lf", "A header line ended by a bare LF", REQ ("GET /kv/a HTTP/1.1\r\nHost: localhost\n\r\n"), 400, BAD, TRUE },
-  { "strict/header-no-colon", "A header line without a colon", REQ ("GET /kv/a HTTP/1.1\r\n" H "NoColon\r\n\r\n"), 400, BAD, TRUE },
-  { "strict/header-space-colon", "Whitespace between a header's name and colon", REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A : b\r\n\r\n"), 400, BAD, TRUE },
-  { "strict/header-obs-fold", "A header folded over two lines", REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A: b\r\n  c\r\n\r\n"), 400, BAD, TRUE },
-  { "strict/cl-space-colon", "“Content-Length :”", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length : 3\r\n\r\nabc"), 400, BAD, TRUE },
-  { "strict/te-space-colon", "“Transfer-Encoding :”", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding : chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "strict/te-list", "A list of transfer codings", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 501, "not implemented\n", TRUE },
+  { "strict/leading-crlf", "One empty line before the request is allowed",
+    REQ ("\r\nGET /kv/a HTTP/1.1\r\n" H "\r\n"), 404, "key not found\n", FALSE },
+  { "strict/header-bare-lf", "A header line ended by a bare LF",
+    REQ ("GET /kv/a HTTP/1.1\r\nHost: localhost\n\r\n"), 400, BAD, TRUE },
+  { "strict/header-no-colon", "A header line without a colon",
+    REQ ("GET /kv/a HTTP/1.1\r\n" H "NoColon\r\n\r\n"), 400, BAD, TRUE },
+  { "strict/header-space-colon", "Whitespace between a header's name and colon",
+    REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A : b\r\n\r\n"), 400, BAD, TRUE },
+  { "strict/header-obs-fold", "A header folded over two lines",
+    REQ ("GET /kv/a HTTP/1.1\r\n" H "X-A: b\r\n  c\r\n\r\n"), 400, BAD, TRUE },
+  { "strict/cl-space-colon", "“Content-Length :”",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length : 3\r\n\r\nabc"), 400, BAD, TRUE },
+  { "strict/te-space-colon", "“Transfer-Encoding :”",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding : chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "strict/te-list", "A list of transfer codings",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n"
+         "0\r\n\r\n"), 501, "not implemented\n", TRUE },
   /* Bad chunk sizes and chunk framing. */
-  { "chunk/size-junk", "A chunk size followed by junk", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3zz\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-not-hex", "A chunk size that is not hexadecimal", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-negative", "A negative chunk size", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-0x", "A chunk size with 0x", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-empty", "An empty chunk-size line", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-overflow", "A chunk size of 64 bits", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-long-line", "A chunk-size line over 128 bytes", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3;e=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nabc\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/size-bare-lf", "Chunk lines ended by bare LFs", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"), 400, BAD, TRUE },
-  { "chunk/data-overrun", "More chunk data than its size", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/trailer", "A trailer after the last chunk", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"), 400, BAD, TRUE },
-  { "chunk/extension", "Chunk extensions are fine", REQ ("PUT /kv/ext HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3;name=value\r\nabc\r\n0\r\n\r\n"), 200, "", FALSE },
+  { "chunk/size-junk", "A chunk size followed by junk",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3zz\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/size-not-hex", "A chunk size that is not hexadecimal",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/size-negative", "A negative chunk size",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/size-0x", "A chunk size with 0x",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/size-empty", "An empty chunk-size line",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/size-overflow", "A chunk size of 64 bits",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"
+         "abc\r\n0\r\n\r\n"), 400, BAD, TRUE },
+  { "chunk/size-long-line", "A chunk-size line over 128 bytes",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+         "3;e=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nabc\r\n0\r\n"
+         "\r\n"), 400, BAD, TRUE },
+  { "chunk/size-bare-lf", "Chunk lines ended by bare LFs",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"),
+    400, BAD, TRUE },
+  { "chunk/data-overrun", "More chunk data than its size",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"),
+    400, BAD, TRUE },
+  { "chunk/trailer", "A trailer after the last chunk",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+         "X-T: 1\r\n\r\n"), 400, BAD, TRUE },
+  { "chunk/extension", "Chunk extensions are fine",
+    REQ ("PUT /kv/ext HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3;name=value\r\nabc\r\n"
+         "0\r\n\r\n"), 200, "", FALSE },
   /* Too large, decided before the body is read. */
-  { "size/cl-over", "A Content-Length over max-value-size, no body sent", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 4097\r\n\r\n"), 413, TOO_LARGE, TRUE },
-  { "size/cl-huge", "A Content-Length past 64 bits", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n"), 413, TOO_LARGE, TRUE },
-  { "size/expect", "Expect: 100-continue and a Content-Length over the limit: no 100", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"), 413, TOO_LARGE, TRUE },
-  { "size/post", "Any method and path is bounded", REQ ("POST /elsewhere HTTP/1.1\r\n" H "Content-Length: 1000000\r\n\r\n"), 413, TOO_LARGE, TRUE },
-  { "size/json", "A client that asks for JSON gets its error in JSON", REQ ("PUT /kv/a HTTP/1.1\r\n" H "Accept: text/html, application/json;q=0.9\r\nContent-Length: 5000\r\n\r\n"), 413, "{\"error\": \"value too large\", \"status\": 413}", TRUE },
+  { "size/cl-over", "A Content-Length over max-value-size, no body sent",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 4097\r\n\r\n"), 413, TOO_LARGE, TRUE },
+  { "size/cl-huge", "A Content-Length past 64 bits",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n"),
+    413, TOO_LARGE, TRUE },
+  { "size/expect", "Expect: 100-continue and a Content-Length over the limit: no 100",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"),
+    413, TOO_LARGE, TRUE },
+  { "size/post", "Any method and path is bounded",
+    REQ ("POST /elsewhere HTTP/1.1\r\n" H "Content-Length: 1000000\r\n\r\n"),
+    413, TOO_LARGE, TRUE },
+  { "size/json", "A client that asks for JSON gets its error in JSON",
+    REQ ("PUT /kv/a HTTP/1.1\r\n" H "Accept: text/html, application/json;q=0.9\r\n"
+         "Content-Length: 5000\r\n\r\n"),
+    413, "{\"error\": \"value too large\", \"status\": 413}", TRUE },
   /* Keys. */
-  { "key/pct-invalid", "Invalid percent-encoding in a key", REQ ("GET /kv/%ZZ HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
-  { "key/pct-nul", "%00 in a key", REQ ("PUT /kv/a%00b HTTP/1.1\r\n" H "Content-Length: 1\r\n\r\nx"), 400, NULL, FALSE },
-  { "key/pct-truncated", "A % at the end of a key", REQ ("GET /kv/a% HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
+  { "key/pct-invalid", "Invalid percent-encoding in a key",
+    REQ ("GET /kv/%ZZ HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
+  { "key/pct-nul", "%00 in a key",
+    REQ ("PUT /kv/a%00b HTTP/1.1\r\n" H "Content-Length: 1\r\n\r\nx"), 400, NULL, FALSE },
+  { "key/pct-truncated", "A % at the end of a key",
+    REQ ("GET /kv/a% HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
   /* Cut off in the body: nothing is stored, the connection ends. */
-  { "body/truncated", "A body shorter than its Content-Length", REQ ("PUT /kv/cut HTTP/1.1\r\n" H "Content-Length: 10\r\n\r\nabc"), 0, NULL, TRUE },
-  { "body/truncated-chunk", "A chunk cut off by the end of the stream", REQ ("PUT /kv/cut HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nab"), 0, NULL, TRUE },
+  { "body/truncated", "A body shorter than its Content-Length",
+    REQ ("PUT /kv/cut HTTP/1.1\r\n" H "Content-Length: 10\r\n\r\nabc"), 0, NULL, TRUE },
+  { "body/truncated-chunk", "A chunk cut off by the end of the stream",
+    REQ ("PUT /kv/cut HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nab"), 0, NULL, TRUE },
 };
 
 static void
@@ -509,7 +594,8 @@ test_trickled_headers (Fixture       *fixture,
 
   g_test_summary ("Headers trickled a byte at a time are cut off with 408");
 
-  took = trickle (socket, "GET /kv/a HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\nX-Slower: 2\r\n\r\n");
+  took = trickle (socket, "GET /kv/a HTTP/1.1\r\nHost: localhost\r\n"
+                          "X-Slow: 1\r\nX-Slower: 2\r\n\r\n");
   g_assert_cmpint (took, <, TIMEOUT_S * 1000 + SLACK_MS);
   response = kv_raw_read_response (socket, FALSE, 5000);
   g_assert_cmpuint (response->status, ==, 408);
@@ -606,7 +692,8 @@ test_trickled_next_request (Fixture       *fixture,
   first = kv_raw_read_response (socket, FALSE, 5000);
   g_assert_cmpuint (first->status, ==, 404);
 
-  took = trickle (socket, "GET /kv/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  took = trickle (socket, "GET /kv/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                          "aaaaaaaaaaaaaaaaaaaaaaaaa");
   g_assert_cmpint (took, <, TIMEOUT_S * 1000 + SLACK_MS);
   g_assert_true (kv_raw_wait_closed (socket, 2000));
 }

@@ -158,7 +158,8 @@ acceptor_thread (gpointer data)
   g_assert_no_error (error);
   a->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
   for (guint i = 0; i < a->n_workers; i++)
-    kv_listener_add_target (a->listener, a->workers[i].context, worker_accept, &a->workers[i], NULL);
+    kv_listener_add_target (a->listener, a->workers[i].context, worker_accept, &a->workers[i],
+                            NULL);
 
   g_mutex_lock (&a->lock);
   a->ready = TRUE;

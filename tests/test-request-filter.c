@@ -119,7 +119,8 @@ test_refused (void)
     { REQ ("GET /kv/a HTTP/1.1\r\n" H "Content-Length: 1\r\nContent-Length: 1\r\n"),
       AT ("GET /kv/a HTTP/1.1\r\n" H "Content-Length: 1\r\nContent-Length: 1\r"), 400 },
     { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
-      AT ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r"), 400 },
+      AT ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r"),
+      400 },
     { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n"),
       AT ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r"), 501 },
     { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n3zz\r\n"),
@@ -129,12 +130,15 @@ test_refused (void)
     { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n\r\n"),
       AT ("PUT /kv/a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\n"), 400 },
     /* The second request is refused, the first passes whole. */
-    { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabcGET /kv/a HTTP/1.1\r\n" H "X : 1\r\n"),
-      AT ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabcGET /kv/a HTTP/1.1\r\n" H "X : 1\r"),
+    { REQ ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\n"
+           "abcGET /kv/a HTTP/1.1\r\n" H "X : 1\r\n"),
+      AT ("PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\n"
+          "abcGET /kv/a HTTP/1.1\r\n" H "X : 1\r"),
       400 },
     /* Eleven headers, with a limit of ten. */
     { REQ ("GET / HTTP/1.1\r\na:\r\nb:\r\nc:\r\nd:\r\ne:\r\nf:\r\ng:\r\nh:\r\ni:\r\nj:\r\nk:\r\n"),
-      AT ("GET / HTTP/1.1\r\na:\r\nb:\r\nc:\r\nd:\r\ne:\r\nf:\r\ng:\r\nh:\r\ni:\r\nj:\r\nk:\r"), 431 },
+      AT ("GET / HTTP/1.1\r\na:\r\nb:\r\nc:\r\nd:\r\ne:\r\nf:\r\ng:\r\nh:\r\ni:\r\nj:\r\nk:\r"),
+      431 },
   };
 
   g_test_summary ("The first unacceptable byte stops the stream: everything before it "
