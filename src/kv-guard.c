@@ -22,9 +22,10 @@
  * libsoup 3.2.3 leaks the connection (and its file descriptor) of a
  * keep-alive client that closes, or times out, between two requests: the
  * message waiting for the next request has nobody to report its end to.
- * So between requests the guard watches the connection itself, at a higher
- * priority than libsoup, and takes the connection away from libsoup when
- * the client closes it or stays idle too long.
+ * So between requests the guard tells the connection's KvRequestFilter,
+ * which keeps such an end from libsoup and says so; the guard then takes
+ * the connection away from libsoup through the last message it answered,
+ * and closes it.
  */
 #include "config.h"
 
@@ -48,6 +49,10 @@
  * reads (libsoup's own client does) to get its answer. */
 #define DRAIN_EXTRA (1024 * 1024)
 #define DRAIN_BLOCK (16 * 1024)
+
+/* How often request deadlines are checked: a timer per request would cost
+ * more than the request itself. */
+#define SWEEP_MS 250
 
 /* RFC 6585; libsoup 3.2 has no name for it. */
 #define STATUS_HEADER_FIELDS_TOO_LARGE 431
@@ -76,12 +81,14 @@ typedef struct
   SoupServerMessage *current;   /* (weak) the request being read */
   SoupServerMessage *last;      /* (owned) (nullable) while idle */
   gulong last_disconnected_id;
-  GSource *timer;               /* (owned) (nullable) deadline or idle timeout */
-  GSource *idle_watch;          /* (owned) (nullable) */
+  GList link;                   /* in the guard's connections */
+  gint64 deadline;              /* for the request being read, or 0 */
   guint64 body_bytes;
   KvRequestFilter *filter;      /* (owned) */
   gulong refused_id;
-  GSource *refusal;             /* (owned) (nullable) answering a refused request */
+  gulong hung_up_id;
+  GSource *refusal;             /* (owned) (nullable) answering a refused request,
+                                 * or closing a connection that hung up */
   guint refused_status;
   const char *refused_text;
 } Connection;
@@ -121,6 +128,8 @@ struct _KvGuard
   guint8 token_digest[32];
 
   GQueue closings;              /* (element-type Closing) */
+  GQueue connections;           /* (element-type Connection) */
+  GSource *sweeper;             /* (owned) (nullable) while there are connections */
   int diag_fd;                  /* for kv_peer_get_uid(), or -1 */
   gboolean warned_peer_lookup;
 };
@@ -353,24 +362,16 @@ build_response (guint               status,
 /* ---- Connections ---- */
 
 static void
-connection_clear_timer (Connection *c)
+connection_clear_deadline (Connection *c)
 {
-  if (c->timer != NULL)
-    {
-      g_source_destroy (c->timer);
-      g_clear_pointer (&c->timer, g_source_unref);
-    }
+  c->deadline = 0;
 }
 
 static void
 connection_end_idle (Connection *c)
 {
-  if (c->idle_watch != NULL)
-    {
-      g_source_destroy (c->idle_watch);
-      g_clear_pointer (&c->idle_watch, g_source_unref);
-    }
-  connection_clear_timer (c);
+  if (c->filter != NULL)
+    kv_request_filter_set_idle_deadline (c->filter, 0);
   if (c->last != NULL)
     {
       g_clear_signal_handler (&c->last_disconnected_id, c->last);
@@ -384,13 +385,17 @@ connection_free (gpointer data)
   Connection *c = data;
 
   connection_end_idle (c);
+  g_queue_unlink (&c->guard->connections, &c->link);
   if (c->refusal != NULL)
     {
       g_source_destroy (c->refusal);
       g_source_unref (c->refusal);
     }
   if (c->filter != NULL)
-    g_clear_signal_handler (&c->refused_id, c->filter);
+    {
+      g_clear_signal_handler (&c->refused_id, c->filter);
+      g_clear_signal_handler (&c->hung_up_id, c->filter);
+    }
   g_clear_object (&c->filter);
   g_clear_weak_pointer (&c->current);
   g_object_unref (c->socket);
@@ -405,23 +410,6 @@ connection_of (SoupServerMessage *msg)
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
 
   return remote != NULL ? g_object_get_qdata (G_OBJECT (remote), connection_quark) : NULL;
-}
-
-static GSource *
-connection_add_timer (Connection  *c,
-                      guint        ms,
-                      GSourceFunc  func)
-{
-  GSource *source = g_timeout_source_new (ms);
-
-  /* Above libsoup's sources: when a deadline and the client's next bytes
-   * arrive together, the deadline wins, and an idle connection is taken
-   * from libsoup before libsoup sees its end. */
-  g_source_set_priority (source, G_PRIORITY_HIGH);
-  g_source_set_callback (source, func, c, NULL);
-  g_source_attach (source, c->guard->context);
-
-  return source;
 }
 
 /* Answers @msg ourselves with @status and @text, and closes the
@@ -439,7 +427,7 @@ reject (Connection        *c,
 
   g_debug ("Refusing a request: %u %s", status, text);
 
-  connection_clear_timer (c);
+  connection_clear_deadline (c);
   response = build_response (status, text, extra_header,
                              soup_server_message_get_request_headers (msg), head);
 
@@ -450,67 +438,6 @@ reject (Connection        *c,
   stream = soup_server_message_steal_connection (msg);
   closing_start (c->guard, c->socket, stream, response);
   g_object_unref (msg);
-}
-
-/* Lets an idle keep-alive connection go: the client closed it, or kept it
- * idle too long. */
-static void
-connection_drop_idle (Connection *c)
-{
-  g_autoptr(SoupServerMessage) last = g_steal_pointer (&c->last);
-  g_autoptr(GIOStream) stream = NULL;
-  KvGuard *guard = c->guard;
-  GSocket *socket = g_object_ref (c->socket);
-
-  g_clear_signal_handler (&c->last_disconnected_id, last);
-  connection_end_idle (c);
-
-  /* Any message of the connection can take it away from libsoup. @c may
-   * be freed once @last is. */
-  stream = soup_server_message_steal_connection (last);
-  closing_start (guard, socket, stream, NULL);
-  g_object_unref (socket);
-}
-
-static gboolean
-on_idle_timeout (gpointer data)
-{
-  Connection *c = data;
-
-  g_clear_pointer (&c->timer, g_source_unref);
-  g_debug ("Closing an idle connection");
-  connection_drop_idle (c);
-
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-on_idle_input (GSocket      *socket,
-               GIOCondition  condition,
-               gpointer      data)
-{
-  Connection *c = data;
-  g_autoptr(GError) error = NULL;
-  char byte;
-  GInputVector vector = { &byte, 1 };
-  int flags = G_SOCKET_MSG_PEEK;
-  gssize n;
-
-  n = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, &error);
-  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
-
-  g_clear_pointer (&c->idle_watch, g_source_unref);
-  if (n > 0)
-    {
-      /* The next request is coming: libsoup reads it. The idle timer
-       * still runs until it has started, so that a client cannot trickle
-       * the first line of its next request for ever. */
-      return G_SOURCE_REMOVE;
-    }
-
-  connection_drop_idle (c);
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -546,16 +473,16 @@ connection_begin_idle (Connection        *c,
   if (g_socket_is_closed (c->socket) || !is_keepalive (msg))
     return;
 
+  /* Any message of the connection can take it away from libsoup: keep
+   * this one until the next request starts. */
   c->last = g_object_ref (msg);
   c->last_disconnected_id = g_signal_connect (msg, "disconnected",
                                               G_CALLBACK (on_last_disconnected), c);
 
-  c->idle_watch = g_socket_create_source (c->socket, G_IO_IN, NULL);
-  g_source_set_priority (c->idle_watch, G_PRIORITY_HIGH);
-  g_source_set_callback (c->idle_watch, G_SOURCE_FUNC (on_idle_input), c, NULL);
-  g_source_attach (c->idle_watch, c->guard->context);
-
-  c->timer = connection_add_timer (c, c->guard->idle_timeout_s * 1000, on_idle_timeout);
+  /* Silence is ended by the socket's timeout; a next request trickled
+   * without ever ending its first line, by this deadline. */
+  kv_request_filter_set_idle_deadline (c->filter, g_get_monotonic_time () +
+                                       c->guard->idle_timeout_s * G_USEC_PER_SEC);
 }
 
 static gboolean
@@ -577,24 +504,37 @@ on_refusal (gpointer data)
     }
   connection_end_idle (c);
 
-  if (msg != NULL)
-    reject (c, msg, c->refused_status, c->refused_text, NULL);
+  if (msg == NULL)
+    return G_SOURCE_REMOVE;
+
+  if (c->refused_status != 0)
+    {
+      reject (c, msg, c->refused_status, c->refused_text, NULL);
+    }
+  else
+    {
+      /* Hung up: nothing to answer. @c may be freed once @msg is. */
+      g_autoptr(GIOStream) stream = NULL;
+      KvGuard *guard = c->guard;
+      g_autoptr(GSocket) socket = g_object_ref (c->socket);
+
+      g_debug ("Closing a connection between two requests");
+      stream = soup_server_message_steal_connection (msg);
+      closing_start (guard, socket, stream, NULL);
+    }
 
   return G_SOURCE_REMOVE;
 }
 
+/* We are inside libsoup's read: act once it has returned. */
 static void
-on_refused (KvRequestFilter *filter,
-            guint            status,
-            const char      *text,
-            gpointer         data)
+schedule_refusal (Connection *c,
+                  guint       status,
+                  const char *text)
 {
-  Connection *c = data;
-
   if (c->refusal != NULL)
     return;
 
-  /* We are inside libsoup's read: answer once it has returned. */
   c->refused_status = status;
   c->refused_text = text;
   c->refusal = g_idle_source_new ();
@@ -603,18 +543,69 @@ on_refused (KvRequestFilter *filter,
   g_source_attach (c->refusal, c->guard->context);
 }
 
+static void
+on_refused (KvRequestFilter *filter,
+            guint            status,
+            const char      *text,
+            gpointer         data)
+{
+  schedule_refusal (data, status, text);
+}
+
+static void
+on_hung_up (KvRequestFilter *filter,
+            gpointer         data)
+{
+  schedule_refusal (data, 0, NULL);
+}
+
 /* ---- Requests ---- */
 
 static gboolean
-on_request_deadline (gpointer data)
+on_sweep (gpointer data)
 {
-  Connection *c = data;
+  KvGuard *self = data;
+  g_autoptr(GPtrArray) late = g_ptr_array_new ();
+  gint64 now = g_get_monotonic_time ();
 
-  g_clear_pointer (&c->timer, g_source_unref);
-  if (c->current != NULL)
-    reject (c, c->current, SOUP_STATUS_REQUEST_TIMEOUT, "request timeout", NULL);
+  if (g_queue_is_empty (&self->connections))
+    {
+      g_clear_pointer (&self->sweeper, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
 
-  return G_SOURCE_REMOVE;
+  for (GList *l = self->connections.head; l != NULL; l = l->next)
+    {
+      Connection *c = l->data;
+
+      if (c->deadline != 0 && now >= c->deadline && c->current != NULL)
+        g_ptr_array_add (late, c);
+    }
+
+  /* Refusing one connection may free it, and only it. */
+  for (guint i = 0; i < late->len; i++)
+    {
+      Connection *c = g_ptr_array_index (late, i);
+
+      reject (c, c->current, SOUP_STATUS_REQUEST_TIMEOUT, "request timeout", NULL);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+connection_set_deadline (Connection *c,
+                         gint64      deadline)
+{
+  KvGuard *self = c->guard;
+
+  c->deadline = deadline;
+  if (self->sweeper == NULL)
+    {
+      self->sweeper = g_timeout_source_new (SWEEP_MS);
+      g_source_set_callback (self->sweeper, on_sweep, self, NULL);
+      g_source_attach (self->sweeper, self->context);
+    }
 }
 
 static gboolean
@@ -713,6 +704,31 @@ allowed_origin (KvGuard    *self,
 }
 
 static void
+on_got_chunk (SoupServerMessage *msg,
+              GBytes            *chunk,
+              gpointer           data)
+{
+  Connection *c = data;
+
+  /* A chunked body announces no length: count it as it arrives, so that
+   * no more than the limit and one read block is ever held. */
+  c->body_bytes += g_bytes_get_size (chunk);
+  if (c->body_bytes > c->guard->max_value_size)
+    reject (c, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large", NULL);
+}
+
+static void
+on_got_body (SoupServerMessage *msg,
+             gpointer           data)
+{
+  Connection *c = data;
+
+  /* The whole request is in: the deadline is met. Writing the answer is
+   * bounded by the socket's timeout. */
+  connection_clear_deadline (c);
+}
+
+static void
 on_got_headers (SoupServerMessage *msg,
                 gpointer           data)
 {
@@ -764,6 +780,17 @@ on_got_headers (SoupServerMessage *msg,
       soup_server_message_get_status (msg) != 0)
     soup_message_headers_replace (response_headers, "Connection", "close");
 
+  /* Watch the body only when there is one: most requests have none. */
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CHUNKED)
+    {
+      g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), c);
+      g_signal_connect (msg, "got-body", G_CALLBACK (on_got_body), c);
+    }
+  else if (length > 0)
+    g_signal_connect (msg, "got-body", G_CALLBACK (on_got_body), c);
+  else
+    connection_clear_deadline (c);
+
   if (allowed != NULL)
     {
       soup_message_headers_replace (response_headers, "Access-Control-Allow-Origin", allowed);
@@ -785,31 +812,6 @@ on_got_headers (SoupServerMessage *msg,
 }
 
 static void
-on_got_chunk (SoupServerMessage *msg,
-              GBytes            *chunk,
-              gpointer           data)
-{
-  Connection *c = data;
-
-  /* A chunked body announces no length: count it as it arrives, so that
-   * no more than the limit and one read block is ever held. */
-  c->body_bytes += g_bytes_get_size (chunk);
-  if (c->body_bytes > c->guard->max_value_size)
-    reject (c, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large", NULL);
-}
-
-static void
-on_got_body (SoupServerMessage *msg,
-             gpointer           data)
-{
-  Connection *c = data;
-
-  /* The whole request is in: the deadline is met. Writing the answer is
-   * bounded by the socket's timeout. */
-  connection_clear_timer (c);
-}
-
-static void
 on_request_started (SoupServer        *server,
                     SoupServerMessage *msg,
                     gpointer           data)
@@ -826,10 +828,9 @@ on_request_started (SoupServer        *server,
   /* SoupServer connected its own got-headers handler just before: early
    * handlers run first, and must not change anything. */
   g_signal_connect (msg, "got-headers", G_CALLBACK (on_got_headers), c);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), c);
-  g_signal_connect (msg, "got-body", G_CALLBACK (on_got_body), c);
 
-  c->timer = connection_add_timer (c, c->guard->request_timeout_ms, on_request_deadline);
+  connection_set_deadline (c, g_get_monotonic_time () +
+                              c->guard->request_timeout_ms * (gint64) 1000);
 }
 
 static void
@@ -842,7 +843,7 @@ on_request_done (SoupServer        *server,
   if (c == NULL)
     return;
 
-  connection_clear_timer (c);
+  connection_clear_deadline (c);
   if (c->current == msg)
     g_clear_weak_pointer (&c->current);
   connection_begin_idle (c, msg);
@@ -876,6 +877,11 @@ kv_guard_dispose (GObject *object)
   /* Nothing may be left on the main context once we are gone. */
   while (!g_queue_is_empty (&self->closings))
     closing_finish (g_queue_peek_head (&self->closings));
+  if (self->sweeper != NULL)
+    {
+      g_source_destroy (self->sweeper);
+      g_clear_pointer (&self->sweeper, g_source_unref);
+    }
 
   G_OBJECT_CLASS (kv_guard_parent_class)->dispose (object);
 }
@@ -963,6 +969,7 @@ kv_guard_init (KvGuard *self)
   self->uid = geteuid ();
   self->diag_fd = -1;
   g_queue_init (&self->closings);
+  g_queue_init (&self->connections);
 }
 
 /**
@@ -1194,13 +1201,18 @@ kv_guard_admit (KvGuard         *self,
   /* libsoup reads and writes without blocking anyway; our own reads must
    * not wait either. */
   g_socket_set_blocking (socket, FALSE);
-  /* No progress in either direction for this long ends the connection;
-   * KvGuard's own idle timer is shorter, see connection_begin_idle(). */
-  g_socket_set_timeout (socket, self->idle_timeout_s + 1);
+  /* No progress in either direction for this long ends the connection:
+   * between requests through KvRequestFilter, while answering through
+   * libsoup's own error. Longer than the request deadline, which answers
+   * 408, and than the idle deadline, which KvRequestFilter checks as bytes
+   * come. */
+  g_socket_set_timeout (socket, MAX (self->idle_timeout_s, self->request_timeout_ms / 1000) + 1);
   if (kind != PEER_UNIX)
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
 
   c = g_new0 (Connection, 1);
+  c->link.data = c;
+  g_queue_push_tail_link (&self->connections, &c->link);
   c->guard = g_object_ref (self);
   c->socket = g_object_ref (socket);
   c->kind = kind;
@@ -1245,6 +1257,7 @@ kv_guard_admit (KvGuard         *self,
   c->filter = kv_request_filter_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
                                      self->max_header_size, self->max_headers);
   c->refused_id = g_signal_connect (c->filter, "refused", G_CALLBACK (on_refused), c);
+  c->hung_up_id = g_signal_connect (c->filter, "hung-up", G_CALLBACK (on_hung_up), c);
   *stream = G_IO_STREAM (kv_socket_stream_new (connection, G_INPUT_STREAM (c->filter)));
   *local = g_steal_pointer (&local_address);
   *remote = g_steal_pointer (&remote_address);

@@ -77,6 +77,9 @@ struct _KvRequestFilter
   guint refused_status;         /* 0 while everything is fine */
   const char *refused_text;
   gboolean frozen;
+
+  gint64 idle_deadline;         /* 0 unless between two requests */
+  gboolean hung_up;
 };
 
 enum {
@@ -90,6 +93,7 @@ static GParamSpec *properties[N_PROPS];
 
 enum {
   SIGNAL_REFUSED,
+  SIGNAL_HUNG_UP,
   N_SIGNALS
 };
 
@@ -352,6 +356,18 @@ take_line_byte (KvRequestFilter *self,
   return TRUE;
 }
 
+/* How many more ordinary bytes the line may take before its limit. */
+static gsize
+line_room (KvRequestFilter *self)
+{
+  if (self->state == STATE_CHUNK_SIZE)
+    return self->line->len + 2 < CHUNK_LINE_MAX ? CHUNK_LINE_MAX - 2 - self->line->len : 0;
+
+  if (self->header_bytes >= self->max_header_size)
+    return 0;
+  return self->max_header_size - self->header_bytes;
+}
+
 /* Returns how many bytes of @data are fine; fewer than @len once a byte
  * is refused. */
 static gsize
@@ -405,10 +421,28 @@ feed (KvRequestFilter *self,
         case STATE_HEADER_LINE:
         case STATE_CHUNK_SIZE:
         default:
-          if (!take_line_byte (self, data[i]))
-            return i;
-          i++;
-          break;
+          {
+            /* Ordinary bytes join the line in one piece, as far as the
+             * limits allow; take_line_byte() judges the others. */
+            gsize room = line_room (self);
+            gsize run = 0;
+
+            while (!self->cr && run < room && i + run < len &&
+                   data[i + run] != '\r' && data[i + run] != '\n' && data[i + run] != '\0')
+              run++;
+            if (run > 0)
+              {
+                g_byte_array_append (self->line, data + i, run);
+                if (self->state != STATE_CHUNK_SIZE)
+                  self->header_bytes += run;
+                i += run;
+                break;
+              }
+            if (!take_line_byte (self, data[i]))
+              return i;
+            i++;
+            break;
+          }
         }
     }
 
@@ -495,7 +529,7 @@ kv_request_filter_is_readable (GPollableInputStream *stream)
 {
   KvRequestFilter *self = KV_REQUEST_FILTER (stream);
 
-  if (self->frozen)
+  if (self->frozen || self->hung_up)
     return FALSE;
   /* A refusal is waiting for the next read to be told. */
   if (self->refused_status != 0)
@@ -511,14 +545,29 @@ kv_request_filter_create_source (GPollableInputStream *stream,
   KvRequestFilter *self = KV_REQUEST_FILTER (stream);
   g_autoptr(GSource) child = NULL;
 
-  /* Frozen: no child, a source that never fires. */
-  if (self->refused_status != 0 && !self->frozen)
+  /* The usual case, once per read that would block: the socket's own
+   * source, without a layer of ours around it. libsoup wraps it in its
+   * own pollable source, whose callback is the one that runs. */
+  if (!self->frozen && !self->hung_up && self->refused_status == 0)
+    return g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (base_stream (self)),
+                                                  cancellable);
+
+  /* A refusal waiting for the next read to be told: ready at once.
+   * Frozen or hung up: no child, a source that never fires. */
+  if (!self->frozen && !self->hung_up)
     child = g_timeout_source_new (0);
-  else if (!self->frozen)
-    child = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (base_stream (self)),
-                                                   NULL);
 
   return g_pollable_source_new_full (stream, child, cancellable);
+}
+
+static gssize
+hang_up (KvRequestFilter  *self,
+         GError          **error)
+{
+  self->hung_up = TRUE;
+  g_signal_emit (self, signals[SIGNAL_HUNG_UP], 0);
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "hung up");
+  return -1;
 }
 
 static gssize
@@ -528,14 +577,35 @@ kv_request_filter_read_nonblocking (GPollableInputStream  *stream,
                                     GError               **error)
 {
   KvRequestFilter *self = KV_REQUEST_FILTER (stream);
+  g_autoptr(GError) local_error = NULL;
   gssize n;
 
   /* Everything before the refused byte has been read: stop here. */
   if (self->refused_status != 0)
     return frozen_read (self, G_IO_ERROR_WOULD_BLOCK, error);
+  if (self->hung_up)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "hung up");
+      return -1;
+    }
+  if (self->idle_deadline != 0 && g_get_monotonic_time () >= self->idle_deadline)
+    return hang_up (self, error);
 
   n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (base_stream (self)),
-                                                buffer, count, NULL, error);
+                                                buffer, count, NULL, &local_error);
+
+  /* Between two requests, libsoup 3.2.3 must not see the end of the
+   * stream, a reset or a timeout: it would leave the connection open for
+   * ever. */
+  if (self->idle_deadline != 0 &&
+      (n == 0 || (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))))
+    return hang_up (self, error);
+
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return -1;
+    }
   return filter_read (self, buffer, n, G_IO_ERROR_WOULD_BLOCK, error);
 }
 
@@ -648,6 +718,21 @@ kv_request_filter_class_init (KvRequestFilterClass *klass)
     g_signal_new ("refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL,
                   G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * KvRequestFilter::hung-up:
+   * @filter: the filter
+   *
+   * Emitted once, when between two requests (see
+   * kv_request_filter_set_idle_deadline()) the stream ended, failed or
+   * timed out, or the idle deadline passed. Reads block for ever
+   * afterwards. Emitted from within libsoup's read: act from an idle
+   * callback.
+   */
+  signals[SIGNAL_HUNG_UP] =
+    g_signal_new ("hung-up", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
 }
 
 static void
@@ -678,4 +763,24 @@ kv_request_filter_new (GInputStream *base_stream,
                        "max-header-size", max_header_size,
                        "max-headers", max_headers,
                        NULL);
+}
+
+/**
+ * kv_request_filter_set_idle_deadline:
+ * @self: a #KvRequestFilter
+ * @deadline: a g_get_monotonic_time() by which the next request must have
+ *   started, or 0 while a request is being read or answered
+ *
+ * Tells the filter that the connection is between two requests, and how
+ * long it may stay so. Meanwhile the end of the stream, a read error or
+ * timeout, or a read past @deadline are kept from libsoup (which would
+ * leak the connection) and emit #KvRequestFilter::hung-up instead.
+ */
+void
+kv_request_filter_set_idle_deadline (KvRequestFilter *self,
+                                     gint64           deadline)
+{
+  g_return_if_fail (KV_IS_REQUEST_FILTER (self));
+
+  self->idle_deadline = deadline;
 }

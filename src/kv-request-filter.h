@@ -12,8 +12,10 @@ G_BEGIN_DECLS
 #define KV_TYPE_REQUEST_FILTER (kv_request_filter_get_type ())
 G_DECLARE_FINAL_TYPE (KvRequestFilter, kv_request_filter, KV, REQUEST_FILTER, GFilterInputStream)
 
-KvRequestFilter *kv_request_filter_new (GInputStream *base_stream,
-                                        guint         max_header_size,
-                                        guint         max_headers);
+KvRequestFilter *kv_request_filter_new               (GInputStream    *base_stream,
+                                                      guint            max_header_size,
+                                                      guint            max_headers);
+void             kv_request_filter_set_idle_deadline (KvRequestFilter *self,
+                                                      gint64           deadline);
 
 G_END_DECLS
