@@ -22,10 +22,15 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* memmem */
+#endif
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -742,9 +747,11 @@ free_port (void)
   return 0;
 }
 
-/* Polls every 200 µs: start-up times are measured with this. */
+/* Polls every 200 µs: start-up times are measured with this. Gives up at
+ * once when @pid (if not 0), the server, has gone. */
 static int
-wait_port (int port)
+wait_port (int   port,
+           pid_t pid)
 {
   double deadline = now () + cfg.timeout;
   struct timespec pause = { 0, 200000 };
@@ -757,6 +764,12 @@ wait_port (int port)
         {
           close (fd);
           return 0;
+        }
+      if (pid > 0 && kill (pid, 0) < 0 && errno == ESRCH)
+        {
+          fprintf (stderr, "kv-load: process %d exited before port %d answered\n",
+                   (int) pid, port);
+          return 1;
         }
       nanosleep (&pause, NULL);
     }
@@ -780,7 +793,8 @@ usage (FILE *out)
          "  --value-size N                    bytes per value (default 100)\n"
          "  --timeout SEC                     give up after SEC (default 600)\n"
          "  --free-port                       print a free TCP port and exit\n"
-         "  --wait-port PORT                  wait until PORT accepts connections\n",
+         "  --wait-port PORT [--pid PID]      wait until PORT accepts connections\n"
+         "                                    (or until process PID has exited)\n",
          out);
 }
 
@@ -806,7 +820,7 @@ main (int    argc,
     OPT_PROTOCOL = 256, OPT_HOST, OPT_PORT, OPT_OP, OPT_PREFIX, OPT_KEY_SIZE,
     OPT_KEYS, OPT_SEQUENTIAL, OPT_REQUESTS, OPT_DURATION, OPT_CONNECTIONS,
     OPT_DEPTH, OPT_VALUE_SIZE, OPT_TIMEOUT, OPT_FREE_PORT, OPT_WAIT_PORT,
-    OPT_HELP,
+    OPT_PID, OPT_HELP,
   };
   static const struct option options[] = {
     { "protocol", required_argument, NULL, OPT_PROTOCOL },
@@ -825,11 +839,13 @@ main (int    argc,
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "free-port", no_argument, NULL, OPT_FREE_PORT },
     { "wait-port", required_argument, NULL, OPT_WAIT_PORT },
+    { "pid", required_argument, NULL, OPT_PID },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
   };
   int opt;
   int wait_for = 0;
+  pid_t wait_pid = 0;
 
   while ((opt = getopt_long (argc, argv, "", options, NULL)) != -1)
     {
@@ -909,6 +925,9 @@ main (int    argc,
         case OPT_WAIT_PORT:
           wait_for = (int) parse_number (optarg, "wait-port");
           break;
+        case OPT_PID:
+          wait_pid = (pid_t) parse_number (optarg, "pid");
+          break;
         case OPT_HELP:
           usage (stdout);
           return 0;
@@ -921,7 +940,7 @@ main (int    argc,
     die ("unexpected argument: %s", argv[optind]);
 
   if (wait_for > 0)
-    return wait_port (wait_for);
+    return wait_port (wait_for, wait_pid);
   if (cfg.port <= 0 || cfg.port > 65535)
     die ("--port is required");
   return run_load ();
