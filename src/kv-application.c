@@ -4,6 +4,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <gio/gunixsocketaddress.h>
 #include <glib/gi18n.h>
 #include <glib-unix.h>
 
@@ -11,6 +17,7 @@
 #include "kv-config.h"
 #include "kv-map-storage.h"
 #include "kv-server.h"
+#include "kv-systemd.h"
 
 struct _KvApplication
 {
@@ -22,42 +29,450 @@ struct _KvApplication
   guint sigint_id;
   guint sigterm_id;
   int exit_status;
+
+  /* The Unix socket file this process created, removed when it stops. */
+  char *unix_socket_path;
+  dev_t unix_socket_dev;
+  ino_t unix_socket_ino;
+
+  guint watchdog_id;
+  guint status_id;
+  gboolean notify_failed;
+
+  /* Set once a signal has started a graceful stop. */
+  GCancellable *stop_cancellable;
+  const char *stop_signal;
+  guint stop_timeout_id;
+  gboolean stop_timed_out;
+  gboolean stop_forced;
 };
 
 G_DEFINE_FINAL_TYPE (KvApplication, kv_application, G_TYPE_APPLICATION)
 
-static gboolean
-on_quit_signal (gpointer user_data)
-{
-  KvApplication *self = user_data;
-
-  g_message ("Stopping");
-  g_application_quit (G_APPLICATION (self));
-
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-write_port_file (KvApplication  *self,
-                 GError        **error)
-{
-  const char *port_file = kv_config_get_port_file (self->config);
-  g_autofree char *contents = NULL;
-
-  if (port_file == NULL)
-    return TRUE;
-
-  contents = g_strdup_printf ("%u\n", kv_server_get_port (self->server));
-  return g_file_set_contents (port_file, contents, -1, error);
-}
-
+/* Errors are one line on standard error for a person at a terminal; under
+ * systemd they go to the journal as warnings, with GLib's fields. @what
+ * says what failed, unless @error says it already. */
 static void
 fail (KvApplication *self,
       const char    *what,
       const GError  *error)
 {
-  g_printerr ("%s: %s: %s\n", g_get_prgname (), what, error->message);
+  g_autofree char *message = NULL;
+
+  message = what != NULL ? g_strdup_printf ("%s: %s", what, error->message)
+                         : g_strdup (error->message);
+
+  if (g_log_writer_is_journald (fileno (stderr)))
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "MESSAGE", "%s", message);
+  else
+    g_printerr ("%s: %s\n", g_get_prgname (), message);
+
   self->exit_status = EXIT_FAILURE;
+}
+
+/* Notifications are best effort: the service goes on without them, and a
+ * broken NOTIFY_SOCKET is reported once, not at every watchdog ping. */
+static void
+notify (KvApplication *self,
+        const char    *state)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!kv_systemd_notify (state, &error) && !self->notify_failed)
+    {
+      g_warning ("Cannot notify the service manager: %s", error->message);
+      self->notify_failed = TRUE;
+    }
+}
+
+static char *
+dup_status (KvApplication *self)
+{
+  KvStorageInfo info;
+
+  kv_storage_get_info (self->storage, &info);
+  return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT
+                          ", requests served: %" G_GUINT64_FORMAT,
+                          info.keys, kv_server_get_n_requests_served (self->server));
+}
+
+static gboolean
+send_status (gpointer user_data)
+{
+  KvApplication *self = user_data;
+  g_autofree char *status = dup_status (self);
+
+  self->status_id = 0;
+  notify (self, status);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* STATUS= follows the requests, at most once a second, and not at all
+ * while the server is idle. */
+static void
+on_request_finished (KvApplication *self)
+{
+  if (self->status_id == 0 && self->stop_cancellable == NULL)
+    self->status_id = g_timeout_add_seconds (1, send_status, self);
+}
+
+static gboolean
+on_watchdog (gpointer user_data)
+{
+  notify (user_data, "WATCHDOG=1");
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* A Unix socket file left behind by a process that died is replaced; one
+ * that a live process listens on, or any other kind of file, is not
+ * touched. */
+static gboolean
+remove_stale_socket (const char      *path,
+                     GSocketAddress  *address,
+                     GError         **error)
+{
+  g_autoptr(GSocket) probe = NULL;
+  g_autoptr(GError) local_error = NULL;
+  struct stat st;
+
+  if (lstat (path, &st) < 0)
+    {
+      int saved_errno = errno;
+
+      if (saved_errno == ENOENT)
+        return TRUE;
+      g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                           g_strerror (saved_errno));
+      return FALSE;
+    }
+
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                           _("the file exists and is not a socket"));
+      return FALSE;
+    }
+
+  probe = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                        error);
+  if (probe == NULL)
+    return FALSE;
+
+  if (g_socket_connect (probe, address, NULL, &local_error))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                           _("another process is listening on it"));
+      return FALSE;
+    }
+
+  if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+
+  if (unlink (path) < 0 && errno != ENOENT)
+    {
+      int saved_errno = errno;
+
+      g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                           g_strerror (saved_errno));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static void
+remove_unix_socket (KvApplication *self)
+{
+  struct stat st;
+
+  if (self->unix_socket_path == NULL)
+    return;
+
+  /* Only the file this process made: another instance may have replaced
+   * it since. */
+  if (lstat (self->unix_socket_path, &st) == 0 &&
+      st.st_dev == self->unix_socket_dev && st.st_ino == self->unix_socket_ino)
+    unlink (self->unix_socket_path);
+
+  g_clear_pointer (&self->unix_socket_path, g_free);
+}
+
+static GSocket *
+open_unix_socket (KvApplication  *self,
+                  const char     *path,
+                  GError        **error)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  struct stat st;
+  mode_t old_umask;
+  gboolean bound;
+
+  if (strlen (path) >= sizeof (((struct sockaddr_un *) NULL)->sun_path))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+                   _("the path is longer than %u bytes"),
+                   (guint) sizeof (((struct sockaddr_un *) NULL)->sun_path) - 1);
+      return NULL;
+    }
+
+  address = g_unix_socket_address_new (path);
+  if (!remove_stale_socket (path, address, error))
+    return NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                         error);
+  if (socket == NULL)
+    return NULL;
+
+  /* Mode 0600 from the start: a chmod() after bind() would leave a moment
+   * in which other users could connect. */
+  old_umask = umask (0177);
+  bound = g_socket_bind (socket, address, FALSE, error);
+  umask (old_umask);
+  if (!bound)
+    return NULL;
+
+  if (lstat (path, &st) == 0)
+    {
+      self->unix_socket_path = g_strdup (path);
+      self->unix_socket_dev = st.st_dev;
+      self->unix_socket_ino = st.st_ino;
+    }
+
+  if (!g_socket_listen (socket, error))
+    return NULL;
+
+  return g_steal_pointer (&socket);
+}
+
+static GSocket *
+open_tcp_socket (const char  *address,
+                 guint16      port,
+                 GError     **error)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+  g_autoptr(GSocket) socket = NULL;
+
+  /* handle_local_options() has checked the address already. */
+  g_assert (inet != NULL);
+
+  sockaddr = g_inet_socket_address_new (inet, port);
+  socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM,
+                         G_SOCKET_PROTOCOL_TCP, error);
+  if (socket == NULL ||
+      !g_socket_bind (socket, sockaddr, TRUE, error) ||
+      !g_socket_listen (socket, error))
+    return NULL;
+
+  return g_steal_pointer (&socket);
+}
+
+/* Where to listen, the first that applies: the sockets systemd passed, the
+ * Unix socket, the TCP address. @names gets a name for each socket that
+ * systemd passed. */
+static GPtrArray *
+open_listen_sockets (KvApplication   *self,
+                     char          ***names,
+                     GError         **error)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const char *unix_path = kv_config_get_unix_socket (self->config);
+  const char *address = kv_config_get_address (self->config);
+  guint16 port = kv_config_get_port (self->config);
+  GSocket *socket;
+
+  sockets = kv_systemd_take_listen_sockets (names, &local_error);
+  if (sockets == NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                  _("cannot use the sockets passed by systemd: "));
+      return NULL;
+    }
+  if (sockets->len > 0)
+    return g_steal_pointer (&sockets);
+
+  if (unix_path != NULL)
+    {
+      socket = open_unix_socket (self, unix_path, &local_error);
+      if (socket == NULL)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                      _("cannot listen on the Unix socket %s: "), unix_path);
+          return NULL;
+        }
+    }
+  else
+    {
+      socket = open_tcp_socket (address, port, &local_error);
+      if (socket == NULL)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                      _("cannot listen on %s port %u: "), address, port);
+          return NULL;
+        }
+    }
+
+  g_ptr_array_add (sockets, socket);
+  return g_steal_pointer (&sockets);
+}
+
+/* As a client would write the socket's address: a URI, or unix:PATH. */
+static char *
+describe_socket (GSocket *socket)
+{
+  g_autoptr(GSocketAddress) address = g_socket_get_local_address (socket, NULL);
+
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    {
+      GInetSocketAddress *inet_address = G_INET_SOCKET_ADDRESS (address);
+      GInetAddress *inet = g_inet_socket_address_get_address (inet_address);
+      g_autofree char *host = g_inet_address_to_string (inet);
+      gboolean v6 = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6;
+
+      return g_strdup_printf ("http://%s%s%s:%u/", v6 ? "[" : "", host, v6 ? "]" : "",
+                              g_inet_socket_address_get_port (inet_address));
+    }
+
+  if (G_IS_UNIX_SOCKET_ADDRESS (address))
+    {
+      GUnixSocketAddress *unix_address = G_UNIX_SOCKET_ADDRESS (address);
+      gboolean abstract = g_unix_socket_address_get_address_type (unix_address) !=
+                          G_UNIX_SOCKET_ADDRESS_PATH;
+
+      return g_strdup_printf ("unix:%s%.*s", abstract ? "@" : "",
+                              (int) g_unix_socket_address_get_path_len (unix_address),
+                              g_unix_socket_address_get_path (unix_address));
+    }
+
+  return g_strdup ("an unknown kind of socket");
+}
+
+static gboolean
+write_port_file (KvApplication  *self,
+                 GPtrArray      *sockets,
+                 GError        **error)
+{
+  const char *port_file = kv_config_get_port_file (self->config);
+
+  if (port_file == NULL)
+    return TRUE;
+
+  /* The first TCP socket's port; a Unix socket has none. */
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GSocketAddress) address = g_socket_get_local_address (sockets->pdata[i], error);
+      g_autofree char *contents = NULL;
+
+      if (address == NULL)
+        return FALSE;
+      if (!G_IS_INET_SOCKET_ADDRESS (address))
+        continue;
+
+      contents = g_strdup_printf ("%u\n",
+                                  g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+      return g_file_set_contents (port_file, contents, -1, error);
+    }
+
+  return TRUE;
+}
+
+static void
+on_server_stopped (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  KvApplication *self = user_data;
+  g_autoptr(GError) error = NULL;
+  guint abandoned = 0;
+  const char *how;
+
+  if (!kv_server_stop_finish (KV_SERVER (source), result, &error))
+    abandoned = kv_server_get_n_requests_in_flight (KV_SERVER (source));
+
+  g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
+
+  if (self->stop_forced)
+    {
+      how = "at once on a second signal";
+      self->exit_status = EXIT_FAILURE;
+    }
+  else if (self->stop_timed_out)
+    how = "when the shutdown timeout ran out";
+  else
+    how = "gracefully";
+
+  g_message ("Stopped %s after %s; requests served: %" G_GUINT64_FORMAT ", abandoned: %u",
+             how, self->stop_signal, kv_server_get_n_requests_served (KV_SERVER (source)),
+             abandoned);
+
+  g_application_quit (G_APPLICATION (self));
+}
+
+static gboolean
+on_stop_timeout (gpointer user_data)
+{
+  KvApplication *self = user_data;
+
+  self->stop_timeout_id = 0;
+  self->stop_timed_out = TRUE;
+  g_cancellable_cancel (self->stop_cancellable);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* The first signal stops accepting and lets the requests in flight finish,
+ * for up to the shutdown timeout; a second one stops waiting. */
+static void
+stop (KvApplication *self,
+      const char    *signal_name)
+{
+  g_autofree char *state = NULL;
+  guint timeout;
+
+  if (self->stop_cancellable != NULL)
+    {
+      self->stop_forced = TRUE;
+      g_cancellable_cancel (self->stop_cancellable);
+      return;
+    }
+
+  self->stop_signal = signal_name;
+  self->stop_cancellable = g_cancellable_new ();
+  g_clear_handle_id (&self->status_id, g_source_remove);
+
+  kv_server_stop_async (self->server, self->stop_cancellable, on_server_stopped, self);
+  remove_unix_socket (self);
+
+  state = g_strdup_printf ("STOPPING=1\nSTATUS=Stopping, requests in flight: %u",
+                           kv_server_get_n_requests_in_flight (self->server));
+  notify (self, state);
+
+  timeout = kv_config_get_shutdown_timeout (self->config);
+  self->stop_timeout_id = g_timeout_add (timeout * 1000, on_stop_timeout, self);
+}
+
+static gboolean
+on_sigterm (gpointer user_data)
+{
+  stop (user_data, "SIGTERM");
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sigint (gpointer user_data)
+{
+  stop (user_data, "SIGINT");
+
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -65,34 +480,79 @@ kv_application_startup (GApplication *application)
 {
   KvApplication *self = KV_APPLICATION (application);
   g_autoptr(GError) error = NULL;
-  g_autofree char *what = NULL;
-  const char *address = kv_config_get_address (self->config);
-  guint16 port = kv_config_get_port (self->config);
+  g_autoptr(GPtrArray) sockets = NULL;
+  g_autoptr(GPtrArray) where = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) names = NULL;
+  g_autofree char *listening = NULL;
+  g_autofree char *ready = NULL;
+  guint64 watchdog_usec;
 
   G_APPLICATION_CLASS (kv_application_parent_class)->startup (application);
 
   self->storage = KV_STORAGE (kv_map_storage_new ());
   self->server = kv_server_new (self->storage, self->config);
 
-  if (!kv_server_listen (self->server, address, port, &error))
+  sockets = open_listen_sockets (self, &names, &error);
+  if (sockets == NULL)
     {
-      what = g_strdup_printf (_("cannot listen on %s port %u"), address, port);
-      fail (self, what, error);
+      fail (self, NULL, error);
       return;
     }
 
-  if (!write_port_file (self, &error))
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      char *description = describe_socket (sockets->pdata[i]);
+
+      if (!kv_server_listen_socket (self->server, sockets->pdata[i], &error))
+        {
+          g_autofree char *what = g_strdup_printf (_("cannot listen on %s"), description);
+
+          g_free (description);
+          fail (self, what, error);
+          return;
+        }
+
+      if (names != NULL)
+        {
+          g_ptr_array_add (where, g_strdup_printf ("%s (%s)", description, names[i]));
+          g_free (description);
+        }
+      else
+        g_ptr_array_add (where, description);
+    }
+
+  if (!write_port_file (self, sockets, &error))
     {
       fail (self, _("cannot write the port file"), error);
       return;
     }
 
-  self->sigint_id = g_unix_signal_add (SIGINT, on_quit_signal, self);
-  self->sigterm_id = g_unix_signal_add (SIGTERM, on_quit_signal, self);
+  self->sigint_id = g_unix_signal_add (SIGINT, on_sigint, self);
+  self->sigterm_id = g_unix_signal_add (SIGTERM, on_sigterm, self);
 
-  g_message ("Listening on http://%s%s%s:%u/",
-             strchr (address, ':') ? "[" : "", address, strchr (address, ':') ? "]" : "",
-             kv_server_get_port (self->server));
+  g_ptr_array_add (where, NULL);
+  listening = g_strjoinv (", ", (char **) where->pdata);
+  g_message ("Listening on %s%s", listening, names != NULL ? ", passed by systemd" : "");
+
+  if (kv_systemd_has_notify_socket ())
+    {
+      g_autofree char *status = dup_status (self);
+
+      ready = g_strconcat ("READY=1\n", status, NULL);
+      notify (self, ready);
+      g_signal_connect_object (kv_server_get_soup_server (self->server), "request-finished",
+                               G_CALLBACK (on_request_finished), self, G_CONNECT_SWAPPED);
+    }
+
+  /* Pings at half the interval, so that one late ping is not fatal. */
+  watchdog_usec = kv_systemd_get_watchdog_usec ();
+  if (watchdog_usec > 0)
+    {
+      guint interval_ms = MAX (MIN (watchdog_usec / 2000, G_MAXUINT), 1);
+
+      g_debug ("Watchdog: pinging every %u ms", interval_ms);
+      self->watchdog_id = g_timeout_add (interval_ms, on_watchdog, self);
+    }
 
   /* A daemon has no window to keep it alive: hold until a signal arrives. */
   g_application_hold (application);
@@ -111,6 +571,11 @@ kv_application_shutdown (GApplication *application)
 
   g_clear_handle_id (&self->sigint_id, g_source_remove);
   g_clear_handle_id (&self->sigterm_id, g_source_remove);
+  g_clear_handle_id (&self->watchdog_id, g_source_remove);
+  g_clear_handle_id (&self->status_id, g_source_remove);
+  g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
+  g_clear_object (&self->stop_cancellable);
+  remove_unix_socket (self);
   g_clear_object (&self->server);
   g_clear_object (&self->storage);
 

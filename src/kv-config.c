@@ -24,8 +24,10 @@ struct _KvConfig
   char *address;
   guint port;
   char *port_file;
+  char *unix_socket;
   guint64 max_value_size;
   guint max_key_size;
+  guint shutdown_timeout;
 };
 
 enum {
@@ -33,8 +35,10 @@ enum {
   PROP_ADDRESS,
   PROP_PORT,
   PROP_PORT_FILE,
+  PROP_UNIX_SOCKET,
   PROP_MAX_VALUE_SIZE,
   PROP_MAX_KEY_SIZE,
+  PROP_SHUTDOWN_TIMEOUT,
   N_PROPS
 };
 
@@ -51,6 +55,7 @@ kv_config_finalize (GObject *object)
 
   g_free (self->address);
   g_free (self->port_file);
+  g_free (self->unix_socket);
 
   G_OBJECT_CLASS (kv_config_parent_class)->finalize (object);
 }
@@ -74,11 +79,17 @@ kv_config_get_property (GObject    *object,
     case PROP_PORT_FILE:
       g_value_set_string (value, self->port_file);
       break;
+    case PROP_UNIX_SOCKET:
+      g_value_set_string (value, self->unix_socket);
+      break;
     case PROP_MAX_VALUE_SIZE:
       g_value_set_uint64 (value, self->max_value_size);
       break;
     case PROP_MAX_KEY_SIZE:
       g_value_set_uint (value, self->max_key_size);
+      break;
+    case PROP_SHUTDOWN_TIMEOUT:
+      g_value_set_uint (value, self->shutdown_timeout);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -106,11 +117,18 @@ kv_config_set_property (GObject      *object,
       g_free (self->port_file);
       self->port_file = g_value_dup_string (value);
       break;
+    case PROP_UNIX_SOCKET:
+      g_free (self->unix_socket);
+      self->unix_socket = g_value_dup_string (value);
+      break;
     case PROP_MAX_VALUE_SIZE:
       self->max_value_size = g_value_get_uint64 (value);
       break;
     case PROP_MAX_KEY_SIZE:
       self->max_key_size = g_value_get_uint (value);
+      break;
+    case PROP_SHUTDOWN_TIMEOUT:
+      self->shutdown_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -142,6 +160,10 @@ kv_config_class_init (KvConfigClass *klass)
     g_param_spec_string ("port-file", N_("FILE"),
                          N_("Write the bound port to FILE once listening"),
                          NULL, SETTING);
+  properties[PROP_UNIX_SOCKET] =
+    g_param_spec_string ("unix-socket", N_("PATH"),
+                         N_("Listen on the Unix socket PATH (mode 0600) instead of TCP"),
+                         NULL, SETTING);
   properties[PROP_MAX_VALUE_SIZE] =
     g_param_spec_uint64 ("max-value-size", N_("BYTES"),
                          N_("Refuse values larger than BYTES (default: 1048576)"),
@@ -150,6 +172,11 @@ kv_config_class_init (KvConfigClass *klass)
     g_param_spec_uint ("max-key-size", N_("BYTES"),
                        N_("Refuse keys longer than BYTES (default: 1024)"),
                        1, KV_ENTRY_MAX_KEY_SIZE, 1024, SETTING);
+  properties[PROP_SHUTDOWN_TIMEOUT] =
+    g_param_spec_uint ("shutdown-timeout", N_("SECONDS"),
+                       N_("On SIGTERM or SIGINT, let requests in flight finish for up to "
+                          "SECONDS (default: 5)"),
+                       0, 3600, 5, SETTING);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -538,6 +565,24 @@ kv_config_get_port_file (KvConfig *self)
   return self->port_file;
 }
 
+/**
+ * kv_config_get_unix_socket:
+ *
+ * Returns: (nullable): the path of the Unix socket to listen on, or %NULL
+ *   to listen on TCP
+ */
+const char *
+kv_config_get_unix_socket (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+
+  /* An empty value, e.g. --unix-socket= over a key file, means none. */
+  if (self->unix_socket == NULL || *self->unix_socket == '\0')
+    return NULL;
+
+  return self->unix_socket;
+}
+
 gsize
 kv_config_get_max_value_size (KvConfig *self)
 {
@@ -550,4 +595,16 @@ kv_config_get_max_key_size (KvConfig *self)
 {
   g_return_val_if_fail (KV_IS_CONFIG (self), 0);
   return self->max_key_size;
+}
+
+/**
+ * kv_config_get_shutdown_timeout:
+ *
+ * Returns: how many seconds a graceful stop waits for requests in flight
+ */
+guint
+kv_config_get_shutdown_timeout (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->shutdown_timeout;
 }

@@ -44,7 +44,9 @@ gboolean      kv_config_load_file           (KvConfig      *self,
 const char   *kv_config_get_address         (KvConfig *self);
 guint16       kv_config_get_port            (KvConfig *self);
 const char   *kv_config_get_port_file       (KvConfig *self);
+const char   *kv_config_get_unix_socket     (KvConfig *self);
 gsize         kv_config_get_max_value_size  (KvConfig *self);
 gsize         kv_config_get_max_key_size    (KvConfig *self);
+guint         kv_config_get_shutdown_timeout (KvConfig *self);
 
 G_END_DECLS

@@ -4,7 +4,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
@@ -36,6 +40,12 @@ struct _KvServer
   KvStats *stats;       /* (owned) */
   SoupServer *soup;     /* (owned) */
 
+  /* Requests in flight, and the graceful stop that waits for them. */
+  GHashTable *in_flight;    /* (element-type SoupServerMessage) (owned) weak refs */
+  guint64 n_served;
+  GTask *stop_task;         /* (owned) (nullable) */
+  GSource *stop_cancelled;  /* (owned) (nullable) */
+
   /* Limits, read once from the config: they are on every request's path. */
   gsize max_value_size;
   gsize max_key_size;
@@ -52,6 +62,9 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (KvServer, kv_server, G_TYPE_OBJECT)
+
+static void track_requests   (KvServer *self);
+static void untrack_requests (KvServer *self);
 
 /**
  * kv_server_status_for_error:
@@ -790,12 +803,16 @@ kv_server_constructed (GObject *object)
   soup_server_add_handler (self->soup, NULL, handle_other, self, NULL);
   g_signal_connect_object (self->soup, "request-started", G_CALLBACK (on_request_started),
                            self, G_CONNECT_DEFAULT);
+
+  track_requests (self);
 }
 
 static void
 kv_server_dispose (GObject *object)
 {
   KvServer *self = KV_SERVER (object);
+
+  untrack_requests (self);
 
   if (self->soup != NULL)
     {
@@ -1015,4 +1032,269 @@ kv_server_get_port (KvServer *self)
     return 0;
 
   return g_uri_get_port (uris->data);
+}
+
+/* Sockets of the caller's own: passed by systemd, or a Unix socket. */
+
+/**
+ * kv_server_listen_socket:
+ * @self: a #KvServer
+ * @socket: a bound, listening stream socket, TCP or Unix
+ * @error: return location for a #GError
+ *
+ * Starts accepting connections on @socket, in the thread-default main
+ * context of the caller.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+kv_server_listen_socket (KvServer  *self,
+                         GSocket   *socket,
+                         GError   **error)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return soup_server_listen_socket (self->soup, socket, 0, error);
+}
+
+/* Requests in flight and the graceful stop.
+ *
+ * SoupServer::request-started comes when a connection is accepted (for its
+ * first request) and when the first bytes of each later request arrive, so
+ * an idle keep-alive connection holds no request. Neither request-finished
+ * nor request-aborted follows a request cut off before its request line
+ * was read, though: a weak reference on each message sees it go, whatever
+ * became of it. */
+
+static void complete_stop (KvServer *self,
+                           gboolean  drained);
+
+/* libsoup closes a connection once a response that says so is sent: no
+ * client sends another request on it while the server stops. */
+static void
+close_after_response (SoupServerMessage *msg)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+}
+
+static void
+request_gone (gpointer  data,
+              GObject  *where_the_message_was)
+{
+  KvServer *self = data;
+
+  g_hash_table_remove (self->in_flight, where_the_message_was);
+  if (self->stop_task != NULL && g_hash_table_size (self->in_flight) == 0)
+    complete_stop (self, TRUE);
+}
+
+static void
+on_tracked_request_started (SoupServer        *soup,
+                    SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  KvServer *self = user_data;
+
+  if (g_hash_table_add (self->in_flight, msg))
+    g_object_weak_ref (G_OBJECT (msg), request_gone, self);
+
+  if (self->stop_task != NULL)
+    close_after_response (msg);
+}
+
+static void
+on_tracked_request_finished (SoupServer        *soup,
+                     SoupServerMessage *msg,
+                     gpointer           user_data)
+{
+  KvServer *self = user_data;
+
+  self->n_served++;
+
+  /* A line per request only when G_MESSAGES_DEBUG asks for it, and no
+   * formatting otherwise: this is on every request's path. */
+  if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+    g_debug ("%s %s %u", soup_server_message_get_method (msg),
+             g_uri_get_path (soup_server_message_get_uri (msg)),
+             soup_server_message_get_status (msg));
+}
+
+static void
+track_requests (KvServer *self)
+{
+  self->in_flight = g_hash_table_new (NULL, NULL);
+  g_signal_connect (self->soup, "request-started",
+                    G_CALLBACK (on_tracked_request_started), self);
+  g_signal_connect (self->soup, "request-finished",
+                    G_CALLBACK (on_tracked_request_finished), self);
+}
+
+static void
+untrack_requests (KvServer *self)
+{
+  GHashTableIter iter;
+  gpointer msg;
+
+  if (self->in_flight == NULL)
+    return;
+
+  g_signal_handlers_disconnect_by_func (self->soup, on_tracked_request_started, self);
+  g_signal_handlers_disconnect_by_func (self->soup, on_tracked_request_finished, self);
+
+  g_hash_table_iter_init (&iter, self->in_flight);
+  while (g_hash_table_iter_next (&iter, &msg, NULL))
+    g_object_weak_unref (msg, request_gone, self);
+  g_clear_pointer (&self->in_flight, g_hash_table_unref);
+}
+
+/* libsoup 3.2 cannot close its listeners but keep the connections:
+ * soup_server_disconnect() closes both. Put an unconnected socket in place
+ * of each listening descriptor instead. The listening socket is released
+ * (one that systemd passed stays open in the service manager, which queues
+ * new connections for the next start), and the listener's watch sees a
+ * hang-up on the placeholder, fails to accept and removes itself. */
+static void
+stop_listening (KvServer *self)
+{
+  g_autoptr(GSList) listeners = soup_server_get_listeners (self->soup);
+
+  for (GSList *l = listeners; l != NULL; l = l->next)
+    {
+      int fd = g_socket_get_fd (l->data);
+      int placeholder = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+      if (placeholder < 0 || dup3 (placeholder, fd, O_CLOEXEC) < 0)
+        g_warning ("Cannot stop listening on file descriptor %d: %s", fd, g_strerror (errno));
+      if (placeholder >= 0)
+        close (placeholder);
+    }
+}
+
+static gboolean
+on_stop_cancelled (GCancellable *cancellable,
+                   gpointer      user_data)
+{
+  complete_stop (user_data, FALSE);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+complete_stop (KvServer *self,
+               gboolean  drained)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&self->stop_task);
+
+  if (self->stop_cancelled != NULL)
+    {
+      g_source_destroy (self->stop_cancelled);
+      g_clear_pointer (&self->stop_cancelled, g_source_unref);
+    }
+
+  if (drained || !g_task_return_error_if_cancelled (task))
+    g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * kv_server_stop_async:
+ * @self: a #KvServer
+ * @cancellable: (nullable): cancel to stop waiting for requests in flight
+ * @callback: called once the server has stopped
+ * @user_data: data for @callback
+ *
+ * Stops accepting connections, then waits until every request that was
+ * being read or answered has been answered. Connections close after their
+ * current response. Cancelling @cancellable ends the wait at once.
+ */
+void
+kv_server_stop_async (KvServer            *self,
+                      GCancellable        *cancellable,
+                      GAsyncReadyCallback  callback,
+                      gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GHashTableIter iter;
+  gpointer msg;
+
+  g_return_if_fail (KV_IS_SERVER (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, kv_server_stop_async);
+
+  if (self->stop_task != NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING,
+                               "The server is already stopping");
+      return;
+    }
+
+  stop_listening (self);
+
+  if (g_hash_table_size (self->in_flight) == 0)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  g_hash_table_iter_init (&iter, self->in_flight);
+  while (g_hash_table_iter_next (&iter, &msg, NULL))
+    close_after_response (msg);
+
+  self->stop_task = g_steal_pointer (&task);
+  if (cancellable != NULL)
+    {
+      self->stop_cancelled = g_cancellable_source_new (cancellable);
+      g_source_set_callback (self->stop_cancelled, G_SOURCE_FUNC (on_stop_cancelled), self, NULL);
+      g_source_attach (self->stop_cancelled, g_task_get_context (self->stop_task));
+    }
+}
+
+/**
+ * kv_server_stop_finish:
+ * @self: a #KvServer
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE once every request was answered; %FALSE with
+ *   %G_IO_ERROR_CANCELLED when the wait was cut short
+ */
+gboolean
+kv_server_stop_finish (KvServer      *self,
+                       GAsyncResult  *result,
+                       GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == kv_server_stop_async, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * kv_server_get_n_requests_in_flight:
+ *
+ * Returns: how many requests are being read or answered
+ */
+guint
+kv_server_get_n_requests_in_flight (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), 0);
+
+  return g_hash_table_size (self->in_flight);
+}
+
+/**
+ * kv_server_get_n_requests_served:
+ *
+ * Returns: how many responses were sent in full since the server started
+ */
+guint64
+kv_server_get_n_requests_served (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), 0);
+
+  return self->n_served;
 }

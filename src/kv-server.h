@@ -26,6 +26,20 @@ gboolean    kv_server_listen          (KvServer    *self,
                                        GError     **error);
 guint16     kv_server_get_port        (KvServer    *self);
 
+gboolean    kv_server_listen_socket   (KvServer    *self,
+                                       GSocket     *socket,
+                                       GError     **error);
+
+void        kv_server_stop_async      (KvServer            *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data);
+gboolean    kv_server_stop_finish     (KvServer      *self,
+                                       GAsyncResult  *result,
+                                       GError       **error);
+guint       kv_server_get_n_requests_in_flight (KvServer *self);
+guint64     kv_server_get_n_requests_served    (KvServer *self);
+
 guint       kv_server_status_for_error (const GError *error);
 
 G_END_DECLS

@@ -14,10 +14,17 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(KvApplication) app = NULL;
+  const char *localedir;
   int status;
 
+  /* The build tree has the translations in a directory of its own: the
+   * tests point there, the installed daemon uses LOCALEDIR. */
+  localedir = g_getenv ("CRAFTY_KV_LOCALEDIR");
+  if (localedir == NULL || *localedir == '\0')
+    localedir = LOCALEDIR;
+
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bindtextdomain (GETTEXT_PACKAGE, localedir);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 

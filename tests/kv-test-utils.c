@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <glib/gstdio.h>
+#include <gio/gunixsocketaddress.h>
 
 #include "kv-test-utils.h"
 
@@ -250,7 +251,9 @@ kv_test_raw_request (guint16     port,
 struct _KvTestDaemon
 {
   GSubprocess *process;
-  char *dir;
+  char *dir;          /* a directory of its own, removed with it */
+  char *notify_path;
+  GSocket *notify;    /* its NOTIFY_SOCKET */
   guint16 port;
 };
 
@@ -265,6 +268,53 @@ kv_test_daemon_path (void)
   return path;
 }
 
+/**
+ * kv_test_daemon_new:
+ *
+ * Sets up a directory and a `NOTIFY_SOCKET` for a daemon, which
+ * kv_test_daemon_spawn() then starts.
+ *
+ * Returns: (transfer full): a daemon that is not running yet
+ */
+KvTestDaemon *
+kv_test_daemon_new (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  KvTestDaemon *daemon = g_new0 (KvTestDaemon, 1);
+
+  daemon->dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
+  g_assert_no_error (error);
+
+  daemon->notify_path = g_build_filename (daemon->dir, "notify", NULL);
+  address = g_unix_socket_address_new (daemon->notify_path);
+  daemon->notify = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, &error);
+  g_assert_no_error (error);
+  g_socket_bind (daemon->notify, address, FALSE, &error);
+  g_assert_no_error (error);
+
+  return daemon;
+}
+
+/**
+ * kv_test_daemon_build_path:
+ *
+ * Returns: (transfer full): the path of @name in the daemon's directory
+ */
+char *
+kv_test_daemon_build_path (KvTestDaemon *daemon,
+                           const char   *name)
+{
+  return g_build_filename (daemon->dir, name, NULL);
+}
+
+const char *
+kv_test_daemon_get_notify_path (KvTestDaemon *daemon)
+{
+  return daemon->notify_path;
+}
+
 /* A failed assertion aborts the test; its daemon must not outlive it. */
 static void
 die_with_parent (gpointer data)
@@ -273,26 +323,62 @@ die_with_parent (gpointer data)
 }
 
 /**
+ * kv_test_daemon_spawn:
+ * @daemon: a daemon from kv_test_daemon_new()
+ * @argv: the command line: crafty-kv and its arguments, or a program that
+ *   runs crafty-kv
+ * @envp: (nullable): `NAME=VALUE` strings to add to the environment
+ *
+ * Starts @argv with `NOTIFY_SOCKET` set (see kv_test_daemon_wait_notify())
+ * and its output kept in a file (see kv_test_daemon_dup_log()). Does not
+ * wait for anything.
+ */
+void
+kv_test_daemon_spawn (KvTestDaemon       *daemon,
+                      const char * const *argv,
+                      const char * const *envp)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autofree char *log_path = kv_test_daemon_build_path (daemon, "log");
+
+  g_assert_null (daemon->process);
+
+  /* GLib logs debug lines to standard output, the rest to standard error:
+   * keep both, in order, and out of the test's TAP output. */
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  g_subprocess_launcher_setenv (launcher, "NOTIFY_SOCKET", daemon->notify_path, TRUE);
+  for (gsize i = 0; envp != NULL && envp[i] != NULL; i++)
+    {
+      g_auto(GStrv) pair = g_strsplit (envp[i], "=", 2);
+
+      g_assert_nonnull (pair[1]);
+      g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+    }
+  g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+
+  daemon->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+}
+
+/**
  * kv_test_daemon_start:
  * @extra_args: (nullable): more arguments for crafty-kv
  *
- * Starts crafty-kv on a free port and waits until it has written its port.
+ * Starts crafty-kv on a free port and waits until it is ready.
  *
  * Returns: (transfer full): the running daemon
  */
 KvTestDaemon *
 kv_test_daemon_start (const char * const *extra_args)
 {
-  g_autoptr(GError) error = NULL;
+  KvTestDaemon *daemon = kv_test_daemon_new ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autofree char *port_file = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  KvTestDaemon *daemon = g_new0 (KvTestDaemon, 1);
-  gint64 deadline;
-
-  daemon->dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
-  g_assert_no_error (error);
-  port_file = g_build_filename (daemon->dir, "port", NULL);
+  g_autofree char *port_file = kv_test_daemon_build_path (daemon, "port");
+  g_autofree char *contents = NULL;
+  g_autofree char *ready = NULL;
+  g_autoptr(GError) error = NULL;
 
   g_ptr_array_add (argv, g_strdup (kv_test_daemon_path ()));
   g_ptr_array_add (argv, g_strdup ("--port=0"));
@@ -301,27 +387,74 @@ kv_test_daemon_start (const char * const *extra_args)
     g_ptr_array_add (argv, g_strdup (extra_args[i]));
   g_ptr_array_add (argv, NULL);
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  daemon->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
-                                                  &error);
+  kv_test_daemon_spawn (daemon, (const char * const *) argv->pdata, NULL);
+
+  ready = kv_test_daemon_wait_notify (daemon, "READY=1", 10 * 1000);
+  g_assert_nonnull (ready);
+
+  /* crafty-kv writes it before it sends READY=1. */
+  g_file_get_contents (port_file, &contents, NULL, &error);
   g_assert_no_error (error);
+  daemon->port = g_ascii_strtoull (contents, NULL, 10);
+  g_assert_cmpuint (daemon->port, !=, 0);
 
-  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline)
+  return daemon;
+}
+
+static gboolean
+has_assignment (const char *state,
+                const char *assignment)
+{
+  g_auto(GStrv) lines = g_strsplit (state, "\n", -1);
+  gboolean prefix = g_str_has_suffix (assignment, "=");
+
+  for (guint i = 0; lines[i] != NULL; i++)
     {
-      g_autofree char *contents = NULL;
-
-      if (g_file_get_contents (port_file, &contents, NULL, NULL))
-        {
-          daemon->port = g_ascii_strtoull (contents, NULL, 10);
-          break;
-        }
-      g_usleep (10 * 1000);
+      if (prefix ? g_str_has_prefix (lines[i], assignment) : g_str_equal (lines[i], assignment))
+        return TRUE;
     }
 
-  g_assert_cmpuint (daemon->port, !=, 0);
-  return daemon;
+  return FALSE;
+}
+
+/**
+ * kv_test_daemon_wait_notify:
+ * @daemon: a running daemon
+ * @assignment: a line to wait for, such as `READY=1`; or a variable name
+ *   and `=`, such as `STATUS=`, for any value
+ * @timeout_ms: how long to wait
+ *
+ * Reads the datagrams the daemon sent to its `NOTIFY_SOCKET`, and drops
+ * them, until one has @assignment among its lines.
+ *
+ * Returns: (transfer full) (nullable): that datagram, or %NULL if none came
+ *   in time
+ */
+char *
+kv_test_daemon_wait_notify (KvTestDaemon *daemon,
+                            const char   *assignment,
+                            guint         timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 remaining = deadline - g_get_monotonic_time ();
+      char buffer[4096];
+      gssize len;
+
+      if (remaining <= 0 ||
+          !g_socket_condition_timed_wait (daemon->notify, G_IO_IN, remaining, NULL, &error))
+        return NULL;
+
+      len = g_socket_receive (daemon->notify, buffer, sizeof buffer - 1, NULL, &error);
+      g_assert_no_error (error);
+      buffer[len] = '\0';
+
+      if (has_assignment (buffer, assignment))
+        return g_strdup (buffer);
+    }
 }
 
 guint16
@@ -336,31 +469,105 @@ kv_test_daemon_get_subprocess (KvTestDaemon *daemon)
   return daemon->process;
 }
 
+void
+kv_test_daemon_signal (KvTestDaemon *daemon,
+                       int           signum)
+{
+  g_subprocess_send_signal (daemon->process, signum);
+}
+
+/**
+ * kv_test_daemon_wait:
+ *
+ * Waits for the daemon to exit, which it must do normally.
+ *
+ * Returns: its exit status
+ */
+int
+kv_test_daemon_wait (KvTestDaemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_wait (daemon->process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (daemon->process));
+
+  return g_subprocess_get_exit_status (daemon->process);
+}
+
+/**
+ * kv_test_daemon_dup_log:
+ *
+ * Returns: (transfer full): what the daemon wrote to standard output and
+ *   error so far
+ */
+char *
+kv_test_daemon_dup_log (KvTestDaemon *daemon)
+{
+  g_autofree char *path = kv_test_daemon_build_path (daemon, "log");
+  g_autoptr(GError) error = NULL;
+  char *contents = NULL;
+
+  g_file_get_contents (path, &contents, NULL, &error);
+  g_assert_no_error (error);
+
+  return contents;
+}
+
+/**
+ * kv_test_daemon_free:
+ *
+ * Kills the daemon if it still runs, and removes its directory.
+ */
+void
+kv_test_daemon_free (KvTestDaemon *daemon)
+{
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+
+  if (daemon->process != NULL && g_subprocess_get_identifier (daemon->process) != NULL)
+    {
+      g_subprocess_force_exit (daemon->process);
+      g_subprocess_wait (daemon->process, NULL, NULL);
+    }
+
+  /* What the daemon said helps to understand a failure. */
+  if (g_test_failed ())
+    {
+      g_autofree char *log = kv_test_daemon_dup_log (daemon);
+      g_test_message ("crafty-kv said: %s", log);
+    }
+
+  g_clear_object (&daemon->notify);
+  dir = g_dir_open (daemon->dir, 0, NULL);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = kv_test_daemon_build_path (daemon, name);
+      g_unlink (path);
+    }
+  g_rmdir (daemon->dir);
+
+  g_clear_object (&daemon->process);
+  g_free (daemon->notify_path);
+  g_free (daemon->dir);
+  g_free (daemon);
+}
+
 /**
  * kv_test_daemon_stop:
  *
- * Sends SIGTERM and waits for the daemon to exit.
+ * Sends SIGTERM, waits for the daemon to exit and frees it.
  *
  * Returns: its exit status
  */
 int
 kv_test_daemon_stop (KvTestDaemon *daemon)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *port_file = g_build_filename (daemon->dir, "port", NULL);
   int status;
 
-  g_subprocess_send_signal (daemon->process, SIGTERM);
-  g_subprocess_wait (daemon->process, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (daemon->process));
-  status = g_subprocess_get_exit_status (daemon->process);
-
-  g_unlink (port_file);
-  g_rmdir (daemon->dir);
-  g_free (daemon->dir);
-  g_object_unref (daemon->process);
-  g_free (daemon);
+  kv_test_daemon_signal (daemon, SIGTERM);
+  status = kv_test_daemon_wait (daemon);
+  kv_test_daemon_free (daemon);
 
   return status;
 }
@@ -374,19 +581,43 @@ bytes_to_string (GBytes *bytes)
   return len > 0 ? g_strndup (data, len) : g_strdup ("");
 }
 
+/**
+ * kv_test_run_with_env:
+ * @argv: a command line
+ * @envp: (nullable): `NAME=VALUE` strings to add to the environment, or
+ *   `NAME` alone to remove it
+ * @exit_status: (out) (optional): the exit status, or -1 if it did not exit
+ * @standard_error: (out) (optional) (transfer full): what it wrote there
+ *
+ * Runs @argv to completion.
+ *
+ * Returns: (transfer full): its standard output
+ */
 GBytes *
-kv_test_run (const char * const *argv,
-             int                *exit_status,
-             char              **standard_error)
+kv_test_run_with_env (const char * const *argv,
+                      const char * const *envp,
+                      int                *exit_status,
+                      char              **standard_error)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GBytes) out = NULL;
   g_autoptr(GBytes) err = NULL;
 
-  process = g_subprocess_newv (argv,
-                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  for (gsize i = 0; envp != NULL && envp[i] != NULL; i++)
+    {
+      g_auto(GStrv) pair = g_strsplit (envp[i], "=", 2);
+
+      if (pair[1] != NULL)
+        g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+      else
+        g_subprocess_launcher_unsetenv (launcher, pair[0]);
+    }
+
+  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   g_subprocess_communicate (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);
@@ -397,4 +628,12 @@ kv_test_run (const char * const *argv,
     *standard_error = bytes_to_string (err);
 
   return g_steal_pointer (&out);
+}
+
+GBytes *
+kv_test_run (const char * const *argv,
+             int                *exit_status,
+             char              **standard_error)
+{
+  return kv_test_run_with_env (argv, NULL, exit_status, standard_error);
 }

@@ -23,13 +23,28 @@ guint16       kv_test_server_get_port  (KvTestServer *server);
 char         *kv_test_server_uri       (KvTestServer *server,
                                         const char   *path);
 
-/* The built crafty-kv executable, started with --port 0 --port-file. */
+/* The built crafty-kv executable, with a NOTIFY_SOCKET of the test's own. */
 typedef struct _KvTestDaemon KvTestDaemon;
 
 const char   *kv_test_daemon_path      (void);
+KvTestDaemon *kv_test_daemon_new       (void);
+char         *kv_test_daemon_build_path (KvTestDaemon *daemon,
+                                         const char   *name);
+const char   *kv_test_daemon_get_notify_path (KvTestDaemon *daemon);
+void          kv_test_daemon_spawn     (KvTestDaemon       *daemon,
+                                        const char * const *argv,
+                                        const char * const *envp);
 KvTestDaemon *kv_test_daemon_start     (const char * const *extra_args);
+char         *kv_test_daemon_wait_notify (KvTestDaemon *daemon,
+                                          const char   *assignment,
+                                          guint         timeout_ms);
 guint16       kv_test_daemon_get_port  (KvTestDaemon *daemon);
 GSubprocess  *kv_test_daemon_get_subprocess (KvTestDaemon *daemon);
+void          kv_test_daemon_signal    (KvTestDaemon *daemon,
+                                        int           signum);
+int           kv_test_daemon_wait      (KvTestDaemon *daemon);
+char         *kv_test_daemon_dup_log   (KvTestDaemon *daemon);
+void          kv_test_daemon_free      (KvTestDaemon *daemon);
 int           kv_test_daemon_stop      (KvTestDaemon *daemon);
 
 /* A whole answer to one request, read with a blocking SoupSession. */
@@ -61,6 +76,10 @@ char           *kv_test_raw_request     (guint16             port,
 
 /* Runs @argv to completion; returns its standard output. */
 GBytes       *kv_test_run              (const char * const *argv,
+                                        int                *exit_status,
+                                        char              **standard_error);
+GBytes       *kv_test_run_with_env     (const char * const *argv,
+                                        const char * const *envp,
                                         int                *exit_status,
                                         char              **standard_error);
 
