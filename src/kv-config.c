@@ -28,6 +28,13 @@ struct _KvConfig
   guint64 max_value_size;
   guint max_key_size;
   guint shutdown_timeout;
+  guint max_connections;
+  guint max_header_size;
+  guint max_headers;
+  guint request_timeout;
+  guint idle_timeout;
+  char *token_file;
+  char **allow_origin;
 };
 
 enum {
@@ -39,6 +46,13 @@ enum {
   PROP_MAX_VALUE_SIZE,
   PROP_MAX_KEY_SIZE,
   PROP_SHUTDOWN_TIMEOUT,
+  PROP_MAX_CONNECTIONS,
+  PROP_MAX_HEADER_SIZE,
+  PROP_MAX_HEADERS,
+  PROP_REQUEST_TIMEOUT,
+  PROP_IDLE_TIMEOUT,
+  PROP_TOKEN_FILE,
+  PROP_ALLOW_ORIGIN,
   N_PROPS
 };
 
@@ -56,6 +70,8 @@ kv_config_finalize (GObject *object)
   g_free (self->address);
   g_free (self->port_file);
   g_free (self->unix_socket);
+  g_free (self->token_file);
+  g_strfreev (self->allow_origin);
 
   G_OBJECT_CLASS (kv_config_parent_class)->finalize (object);
 }
@@ -90,6 +106,27 @@ kv_config_get_property (GObject    *object,
       break;
     case PROP_SHUTDOWN_TIMEOUT:
       g_value_set_uint (value, self->shutdown_timeout);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, self->max_connections);
+      break;
+    case PROP_MAX_HEADER_SIZE:
+      g_value_set_uint (value, self->max_header_size);
+      break;
+    case PROP_MAX_HEADERS:
+      g_value_set_uint (value, self->max_headers);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      g_value_set_uint (value, self->request_timeout);
+      break;
+    case PROP_IDLE_TIMEOUT:
+      g_value_set_uint (value, self->idle_timeout);
+      break;
+    case PROP_TOKEN_FILE:
+      g_value_set_string (value, self->token_file);
+      break;
+    case PROP_ALLOW_ORIGIN:
+      g_value_set_boxed (value, self->allow_origin);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -129,6 +166,29 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_SHUTDOWN_TIMEOUT:
       self->shutdown_timeout = g_value_get_uint (value);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      self->max_connections = g_value_get_uint (value);
+      break;
+    case PROP_MAX_HEADER_SIZE:
+      self->max_header_size = g_value_get_uint (value);
+      break;
+    case PROP_MAX_HEADERS:
+      self->max_headers = g_value_get_uint (value);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      self->request_timeout = g_value_get_uint (value);
+      break;
+    case PROP_IDLE_TIMEOUT:
+      self->idle_timeout = g_value_get_uint (value);
+      break;
+    case PROP_TOKEN_FILE:
+      g_free (self->token_file);
+      self->token_file = g_value_dup_string (value);
+      break;
+    case PROP_ALLOW_ORIGIN:
+      g_strfreev (self->allow_origin);
+      self->allow_origin = g_value_dup_boxed (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -177,6 +237,43 @@ kv_config_class_init (KvConfigClass *klass)
                        N_("On SIGTERM or SIGINT, let requests in flight finish for up to "
                           "SECONDS (default: 5)"),
                        0, 3600, 5, SETTING);
+  /* The limits below bound what one client can hold: a connection slot, a
+   * header block, the time a request may take to arrive. */
+  properties[PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", N_("N"),
+                       N_("Close new connections at once while N are open (default: 512)"),
+                       1, 1000000, 512, SETTING);
+  /* libsoup itself stops at 64 KiB, with no answer. */
+  properties[PROP_MAX_HEADER_SIZE] =
+    g_param_spec_uint ("max-header-size", N_("BYTES"),
+                       N_("Refuse requests whose request line and headers take more than BYTES "
+                          "(default: 16384)"),
+                       1024, 65536, 16384, SETTING);
+  properties[PROP_MAX_HEADERS] =
+    g_param_spec_uint ("max-headers", N_("N"),
+                       N_("Refuse requests with more than N header fields (default: 100)"),
+                       1, 10000, 100, SETTING);
+  properties[PROP_REQUEST_TIMEOUT] =
+    g_param_spec_uint ("request-timeout", N_("SECONDS"),
+                       N_("Cut off a client that takes longer than SECONDS to send a request's "
+                          "headers and body (default: 10)"),
+                       1, 3600, 10, SETTING);
+  properties[PROP_IDLE_TIMEOUT] =
+    g_param_spec_uint ("idle-timeout", N_("SECONDS"),
+                       N_("Close a connection that stays idle, or makes no progress, for SECONDS "
+                          "(default: 30)"),
+                       1, 86400, 30, SETTING);
+  properties[PROP_TOKEN_FILE] =
+    g_param_spec_string ("token-file", N_("FILE"),
+                         N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "
+                            "TOKEN being the content of FILE (mode 0600); needed to listen on a "
+                            "non-loopback address"),
+                         NULL, SETTING);
+  properties[PROP_ALLOW_ORIGIN] =
+    g_param_spec_boxed ("allow-origin", N_("ORIGIN"),
+                        N_("Accept browser requests from ORIGIN, e.g. http://localhost:3000 "
+                           "(repeatable; default: none, requests with an Origin are refused)"),
+                        G_TYPE_STRV, SETTING);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -229,7 +326,7 @@ kv_config_dup_option_entries (void)
 {
   GOptionEntry *entries = g_new0 (GOptionEntry, N_PROPS);
   /* The property specs exist once the class does. */
-  g_autoptr(GTypeClass) klass = g_type_class_ref (KV_TYPE_CONFIG);
+  g_autoptr(GTypeClass) klass G_GNUC_UNUSED = g_type_class_ref (KV_TYPE_CONFIG);
 
   for (guint i = 1; i < N_PROPS; i++)
     {
@@ -607,4 +704,80 @@ kv_config_get_shutdown_timeout (KvConfig *self)
 {
   g_return_val_if_fail (KV_IS_CONFIG (self), 0);
   return self->shutdown_timeout;
+}
+
+guint
+kv_config_get_max_connections (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_connections;
+}
+
+guint
+kv_config_get_max_header_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_header_size;
+}
+
+guint
+kv_config_get_max_headers (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->max_headers;
+}
+
+/**
+ * kv_config_get_request_timeout:
+ *
+ * Returns: the seconds a client has to send a request's headers and body
+ */
+guint
+kv_config_get_request_timeout (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->request_timeout;
+}
+
+/**
+ * kv_config_get_idle_timeout:
+ *
+ * Returns: the seconds a connection may stay idle between requests, or make
+ *   no progress while a response is written
+ */
+guint
+kv_config_get_idle_timeout (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+  return self->idle_timeout;
+}
+
+/**
+ * kv_config_get_token_file:
+ *
+ * Returns: (nullable): the file holding the bearer token, or %NULL for none
+ */
+const char *
+kv_config_get_token_file (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+
+  /* An empty value, e.g. token-file= in a key file, means none. */
+  if (self->token_file == NULL || *self->token_file == '\0')
+    return NULL;
+
+  return self->token_file;
+}
+
+/**
+ * kv_config_get_allow_origin:
+ *
+ * Returns: (transfer none) (array zero-terminated=1) (nullable): the origins
+ *   whose browser requests are accepted
+ */
+const char * const *
+kv_config_get_allow_origin (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+  return (const char * const *) self->allow_origin;
 }

@@ -48,5 +48,12 @@ const char   *kv_config_get_unix_socket     (KvConfig *self);
 gsize         kv_config_get_max_value_size  (KvConfig *self);
 gsize         kv_config_get_max_key_size    (KvConfig *self);
 guint         kv_config_get_shutdown_timeout (KvConfig *self);
+guint         kv_config_get_max_connections (KvConfig *self);
+guint         kv_config_get_max_header_size (KvConfig *self);
+guint         kv_config_get_max_headers     (KvConfig *self);
+guint         kv_config_get_request_timeout (KvConfig *self);
+guint         kv_config_get_idle_timeout    (KvConfig *self);
+const char   *kv_config_get_token_file      (KvConfig *self);
+const char * const *kv_config_get_allow_origin (KvConfig *self);
 
 G_END_DECLS

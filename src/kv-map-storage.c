@@ -350,7 +350,8 @@ kv_map_storage_list (KvStorage  *storage,
   /* Only the copying out of references happens under the read lock; the
    * sort, which costs most, happens after it, so writers are not held up. */
   {
-    g_autoptr(GRWLockReaderLocker) locker = g_rw_lock_reader_locker_new (&self->lock);
+    g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED =
+      g_rw_lock_reader_locker_new (&self->lock);
 
     g_hash_table_iter_init (&iter, self->entries);
     while (g_hash_table_iter_next (&iter, &entry, NULL))
@@ -383,7 +384,7 @@ kv_map_storage_get_info (KvStorage     *storage,
                          KvStorageInfo *info)
 {
   KvMapStorage *self = KV_MAP_STORAGE (storage);
-  g_autoptr(GRWLockReaderLocker) locker = g_rw_lock_reader_locker_new (&self->lock);
+  g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
 
   info->keys = g_hash_table_size (self->entries);
   info->value_bytes = self->value_bytes;

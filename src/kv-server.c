@@ -5,13 +5,13 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
+#include "kv-guard.h"
 #include "kv-server.h"
 
 #define KV_PREFIX "/kv/"
@@ -49,6 +49,11 @@ struct _KvServer
   /* Limits, read once from the config: they are on every request's path. */
   gsize max_value_size;
   gsize max_key_size;
+
+  /* The transport: see kv_server_accept_connection(). */
+  KvGuard *guard;               /* (owned) */
+  KvListener *listener;         /* (owned) (nullable) until listening */
+  GSocket *keepalive_peer;      /* (owned) (nullable) */
 };
 
 enum {
@@ -756,26 +761,21 @@ handle_other (SoupServer        *server,
     handle_metrics (self, msg);
 }
 
-/* Counts connections: the first request on a socket marks it. */
+/* Counts requests; connections are counted as they are accepted
+ * (kv_server_accept_connection()). */
 static void
 on_request_started (SoupServer        *server,
                     SoupServerMessage *msg,
                     gpointer           user_data)
 {
-  static GQuark seen_quark;
   KvServer *self = user_data;
-  GSocket *socket = soup_server_message_get_socket (msg);
 
-  if (G_UNLIKELY (seen_quark == 0))
-    seen_quark = g_quark_from_static_string ("kv-server-seen");
-
-  if (socket != NULL && g_object_get_qdata (G_OBJECT (socket), seen_quark) == NULL)
-    {
-      g_object_set_qdata (G_OBJECT (socket), seen_quark, GINT_TO_POINTER (TRUE));
-      kv_stats_add (self->stats, KV_STAT_CONNECTIONS, 1);
-    }
   kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
 }
+
+static void setup_transport (KvServer *self);
+static void teardown_transport (KvServer *self);
+static KvListener *ensure_listener (KvServer *self);
 
 static void
 kv_server_constructed (GObject *object)
@@ -805,6 +805,7 @@ kv_server_constructed (GObject *object)
                            self, G_CONNECT_DEFAULT);
 
   track_requests (self);
+  setup_transport (self);
 }
 
 static void
@@ -813,12 +814,14 @@ kv_server_dispose (GObject *object)
   KvServer *self = KV_SERVER (object);
 
   untrack_requests (self);
+  teardown_transport (self);
 
   if (self->soup != NULL)
     {
       soup_server_disconnect (self->soup);
       g_clear_object (&self->soup);
     }
+  g_clear_object (&self->keepalive_peer);
   g_clear_object (&self->storage);
   g_clear_object (&self->config);
   g_clear_object (&self->stats);
@@ -986,7 +989,7 @@ kv_server_get_soup_server (KvServer *self)
  * @error: return location for a #GError
  *
  * Starts listening on @address and @port, in the thread-default main
- * context of the caller.
+ * context of the caller. A non-loopback @address needs a token file.
  *
  * Returns: %TRUE on success
  */
@@ -1012,38 +1015,121 @@ kv_server_listen (KvServer    *self,
     }
 
   sockaddr = g_inet_socket_address_new (inet, port);
-  return soup_server_listen (self->soup, sockaddr, 0, error);
+  if (!kv_guard_check_address (self->guard, sockaddr, error))
+    return FALSE;
+
+  return kv_listener_add_address (ensure_listener (self), sockaddr, error) != NULL;
 }
 
 /**
  * kv_server_get_port:
  *
- * Returns: the port of the first listener, or 0 when not listening
+ * Returns: the port of the first TCP listener, or 0 when there is none
  */
 guint16
 kv_server_get_port (KvServer *self)
 {
-  g_autoslist(GUri) uris = NULL;
-
   g_return_val_if_fail (KV_IS_SERVER (self), 0);
 
-  uris = soup_server_get_uris (self->soup);
-  if (uris == NULL)
-    return 0;
-
-  return g_uri_get_port (uris->data);
+  /* Not soup_server_get_uris(): libsoup's only listener is the one of
+   * setup_transport(), and it is not an IP socket. */
+  return self->listener != NULL ? kv_listener_get_port (self->listener) : 0;
 }
 
-/* Sockets of the caller's own: passed by systemd, or a Unix socket. */
+/* ---- The transport ----
+ *
+ * Connections are accepted by a KvListener, admitted by a KvGuard, and only
+ * then handed to libsoup with soup_server_accept_iostream(). The guard
+ * checks each request's headers before libsoup reads a body. */
+
+static void
+on_connection (GSocket  *socket,
+               gpointer  user_data)
+{
+  KvServer *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!kv_server_accept_connection (self, socket, &error))
+    g_debug ("Dropping a connection: %s", error->message);
+}
+
+static KvListener *
+ensure_listener (KvServer *self)
+{
+  if (self->listener == NULL)
+    {
+      self->listener = kv_listener_new (kv_config_get_max_connections (self->config));
+      /* Our own main context: each connection is handed over at once,
+       * none is left on its way when we are disposed. */
+      kv_listener_add_target (self->listener, NULL, on_connection, self, NULL);
+    }
+
+  return self->listener;
+}
+
+static void
+setup_transport (KvServer *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) end = NULL;
+  int fds[2];
+
+  self->guard = kv_guard_new (self->config);
+  kv_guard_watch (self->guard, self->soup);
+
+  /* libsoup 3.2 keeps a connection open after a response only while the
+   * SoupServer has a listener of its own (request_finished() checks for
+   * one), and we accept connections ourselves. Give it a listener that can
+   * never accept anything: one end of a socket pair whose other end we
+   * hold and never write to, so that it never becomes readable. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+    {
+      g_warning ("Cannot keep connections alive: %s", g_strerror (errno));
+      return;
+    }
+  end = g_socket_new_from_fd (fds[0], &error);
+  if (end == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+    }
+  else
+    {
+      self->keepalive_peer = g_socket_new_from_fd (fds[1], &error);
+      if (self->keepalive_peer == NULL)
+        close (fds[1]);
+    }
+  if (error == NULL)
+    soup_server_listen_socket (self->soup, end, 0, &error);
+  if (error != NULL)
+    g_warning ("Cannot keep connections alive: %s", error->message);
+}
+
+static void
+teardown_transport (KvServer *self)
+{
+  if (self->listener != NULL)
+    {
+      kv_listener_close (self->listener);
+      g_clear_object (&self->listener);
+    }
+  if (self->guard != NULL)
+    {
+      /* Connections still being answered and closed by the guard are
+       * closed now: nothing of ours may stay on the main context. */
+      g_object_run_dispose (G_OBJECT (self->guard));
+      g_clear_object (&self->guard);
+    }
+}
 
 /**
  * kv_server_listen_socket:
  * @self: a #KvServer
- * @socket: a bound, listening stream socket, TCP or Unix
+ * @socket: a socket that is already listening, e.g. passed by systemd
  * @error: return location for a #GError
  *
- * Starts accepting connections on @socket, in the thread-default main
- * context of the caller.
+ * Starts accepting connections on @socket. A socket bound to a
+ * non-loopback address needs a token file.
  *
  * Returns: %TRUE on success
  */
@@ -1052,21 +1138,80 @@ kv_server_listen_socket (KvServer  *self,
                          GSocket   *socket,
                          GError   **error)
 {
+  g_autoptr(GSocketAddress) address = NULL;
+
   g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
   g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return soup_server_listen_socket (self->soup, socket, 0, error);
+  address = g_socket_get_local_address (socket, error);
+  if (address == NULL || !kv_guard_check_address (self->guard, address, error))
+    return FALSE;
+
+  return kv_listener_add_socket (ensure_listener (self), socket, error);
+}
+
+/**
+ * kv_server_get_listener:
+ *
+ * Returns: (transfer none) (nullable): the listener of kv_server_listen()
+ *   and kv_server_listen_socket(), or %NULL before either was called
+ */
+KvListener *
+kv_server_get_listener (KvServer *self)
+{
+  g_return_val_if_fail (KV_IS_SERVER (self), NULL);
+
+  return self->listener;
+}
+
+/**
+ * kv_server_accept_connection:
+ * @self: a #KvServer
+ * @socket: a newly accepted connection
+ * @error: return location for a #GError
+ *
+ * Serves @socket: the guard decides whether its peer may talk to us, and
+ * libsoup reads its requests. Must be called in the main context @self was
+ * created in; a KvListener feeding several servers, each in its own
+ * thread, calls it there.
+ *
+ * Returns: %FALSE if @socket could not be served; it is closed then
+ */
+gboolean
+kv_server_accept_connection (KvServer  *self,
+                             GSocket   *socket,
+                             GError   **error)
+{
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+
+  g_return_val_if_fail (KV_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!kv_guard_admit (self->guard, socket, &stream, &local, &remote, error))
+    {
+      g_socket_close (socket, NULL);
+      return FALSE;
+    }
+  if (stream == NULL)
+    return TRUE;  /* turned away: the guard answers and closes */
+
+  kv_stats_add (self->stats, KV_STAT_CONNECTIONS, 1);
+  return soup_server_accept_iostream (self->soup, stream, local, remote, error);
 }
 
 /* Requests in flight and the graceful stop.
  *
  * SoupServer::request-started comes when a connection is accepted (for its
  * first request) and when the first bytes of each later request arrive, so
- * an idle keep-alive connection holds no request. Neither request-finished
- * nor request-aborted follows a request cut off before its request line
- * was read, though: a weak reference on each message sees it go, whatever
- * became of it. */
+ * an idle keep-alive connection holds no request. A request ends with
+ * request-finished or request-aborted (its message may live on: KvGuard
+ * keeps the last one of an idle connection). Neither follows a request cut
+ * off before its request line was read, though: a weak reference on each
+ * message sees it go, whatever became of it. */
 
 static void complete_stop (KvServer *self,
                            gboolean  drained);
@@ -1081,14 +1226,20 @@ close_after_response (SoupServerMessage *msg)
 }
 
 static void
+request_ended (KvServer *self,
+               gpointer  msg)
+{
+  if (!g_hash_table_remove (self->in_flight, msg))
+    return;
+  if (self->stop_task != NULL && g_hash_table_size (self->in_flight) == 0)
+    complete_stop (self, TRUE);
+}
+
+static void
 request_gone (gpointer  data,
               GObject  *where_the_message_was)
 {
-  KvServer *self = data;
-
-  g_hash_table_remove (self->in_flight, where_the_message_was);
-  if (self->stop_task != NULL && g_hash_table_size (self->in_flight) == 0)
-    complete_stop (self, TRUE);
+  request_ended (data, where_the_message_was);
 }
 
 static void
@@ -1105,6 +1256,23 @@ on_tracked_request_started (SoupServer        *soup,
     close_after_response (msg);
 }
 
+/* Answered, or its connection went: the message itself may live on (the
+ * guard keeps the last one of an idle connection, to take the connection
+ * back from libsoup when it must). */
+static void
+on_tracked_request_aborted (SoupServer        *soup,
+                            SoupServerMessage *msg,
+                            gpointer           user_data)
+{
+  KvServer *self = user_data;
+
+  if (g_hash_table_contains (self->in_flight, msg))
+    {
+      g_object_weak_unref (G_OBJECT (msg), request_gone, self);
+      request_ended (self, msg);
+    }
+}
+
 static void
 on_tracked_request_finished (SoupServer        *soup,
                      SoupServerMessage *msg,
@@ -1113,6 +1281,7 @@ on_tracked_request_finished (SoupServer        *soup,
   KvServer *self = user_data;
 
   self->n_served++;
+  on_tracked_request_aborted (soup, msg, user_data);
 
   /* A line per request only when G_MESSAGES_DEBUG asks for it, and no
    * formatting otherwise: this is on every request's path. */
@@ -1130,6 +1299,8 @@ track_requests (KvServer *self)
                     G_CALLBACK (on_tracked_request_started), self);
   g_signal_connect (self->soup, "request-finished",
                     G_CALLBACK (on_tracked_request_finished), self);
+  g_signal_connect (self->soup, "request-aborted",
+                    G_CALLBACK (on_tracked_request_aborted), self);
 }
 
 static void
@@ -1143,6 +1314,7 @@ untrack_requests (KvServer *self)
 
   g_signal_handlers_disconnect_by_func (self->soup, on_tracked_request_started, self);
   g_signal_handlers_disconnect_by_func (self->soup, on_tracked_request_finished, self);
+  g_signal_handlers_disconnect_by_func (self->soup, on_tracked_request_aborted, self);
 
   g_hash_table_iter_init (&iter, self->in_flight);
   while (g_hash_table_iter_next (&iter, &msg, NULL))
@@ -1150,27 +1322,14 @@ untrack_requests (KvServer *self)
   g_clear_pointer (&self->in_flight, g_hash_table_unref);
 }
 
-/* libsoup 3.2 cannot close its listeners but keep the connections:
- * soup_server_disconnect() closes both. Put an unconnected socket in place
- * of each listening descriptor instead. The listening socket is released
- * (one that systemd passed stays open in the service manager, which queues
- * new connections for the next start), and the listener's watch sees a
- * hang-up on the placeholder, fails to accept and removes itself. */
+/* Closes the listening sockets; connections already accepted go on. One
+ * that systemd passed stays open in the service manager, which queues new
+ * connections for the next start. */
 static void
 stop_listening (KvServer *self)
 {
-  g_autoptr(GSList) listeners = soup_server_get_listeners (self->soup);
-
-  for (GSList *l = listeners; l != NULL; l = l->next)
-    {
-      int fd = g_socket_get_fd (l->data);
-      int placeholder = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-      if (placeholder < 0 || dup3 (placeholder, fd, O_CLOEXEC) < 0)
-        g_warning ("Cannot stop listening on file descriptor %d: %s", fd, g_strerror (errno));
-      if (placeholder >= 0)
-        close (placeholder);
-    }
+  if (self->listener != NULL)
+    kv_listener_close (self->listener);
 }
 
 static gboolean

@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 #include "kv-config.h"
+#include "kv-listener.h"
 #include "kv-stats.h"
 #include "kv-storage.h"
 
@@ -29,6 +30,10 @@ guint16     kv_server_get_port        (KvServer    *self);
 gboolean    kv_server_listen_socket   (KvServer    *self,
                                        GSocket     *socket,
                                        GError     **error);
+gboolean    kv_server_accept_connection (KvServer  *self,
+                                         GSocket   *socket,
+                                         GError   **error);
+KvListener *kv_server_get_listener    (KvServer    *self);
 
 void        kv_server_stop_async      (KvServer            *self,
                                        GCancellable        *cancellable,
