@@ -18,6 +18,7 @@
 #include "kv-map-storage.h"
 #include "kv-server.h"
 #include "kv-systemd.h"
+#include "kv-worker.h"
 
 struct _KvApplication
 {
@@ -26,6 +27,7 @@ struct _KvApplication
   KvConfig *config;
   KvStorage *storage;
   KvServer *server;
+  GPtrArray *workers;   /* (element-type KvWorker): threads beside the main one */
   guint sigint_id;
   guint sigterm_id;
   int exit_status;
@@ -37,11 +39,14 @@ struct _KvApplication
 
   guint watchdog_id;
   guint status_id;
+  guint64 status_requests;
   gboolean notify_failed;
 
   /* Set once a signal has started a graceful stop. */
   GCancellable *stop_cancellable;
   const char *stop_signal;
+  guint stop_pending;
+  guint stop_abandoned;
   guint stop_timeout_id;
   gboolean stop_timed_out;
   gboolean stop_forced;
@@ -85,6 +90,12 @@ notify (KvApplication *self,
     }
 }
 
+static guint64
+n_requests_served (KvApplication *self)
+{
+  return kv_stats_get (kv_server_get_stats (self->server), KV_STAT_REQUESTS);
+}
+
 static char *
 dup_status (KvApplication *self)
 {
@@ -93,28 +104,26 @@ dup_status (KvApplication *self)
   kv_storage_get_info (self->storage, &info);
   return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT
                           ", requests served: %" G_GUINT64_FORMAT,
-                          info.keys, kv_server_get_n_requests_served (self->server));
+                          info.keys, n_requests_served (self));
 }
 
+/* STATUS= follows the requests of every thread, at most once a second, and
+ * is not sent again while the server is idle. */
 static gboolean
 send_status (gpointer user_data)
 {
   KvApplication *self = user_data;
-  g_autofree char *status = dup_status (self);
+  guint64 requests = n_requests_served (self);
+  g_autofree char *status = NULL;
 
-  self->status_id = 0;
+  if (requests == self->status_requests)
+    return G_SOURCE_CONTINUE;
+
+  self->status_requests = requests;
+  status = dup_status (self);
   notify (self, status);
 
-  return G_SOURCE_REMOVE;
-}
-
-/* STATUS= follows the requests, at most once a second, and not at all
- * while the server is idle. */
-static void
-on_request_finished (KvApplication *self)
-{
-  if (self->status_id == 0 && self->stop_cancellable == NULL)
-    self->status_id = g_timeout_add_seconds (1, send_status, self);
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
@@ -385,17 +394,12 @@ write_port_file (KvApplication  *self,
 }
 
 static void
-on_server_stopped (GObject      *source,
-                   GAsyncResult *result,
-                   gpointer      user_data)
+stop_done (KvApplication *self)
 {
-  KvApplication *self = user_data;
-  g_autoptr(GError) error = NULL;
-  guint abandoned = 0;
   const char *how;
 
-  if (!kv_server_stop_finish (KV_SERVER (source), result, &error))
-    abandoned = kv_server_get_n_requests_in_flight (KV_SERVER (source));
+  if (--self->stop_pending > 0)
+    return;
 
   g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
 
@@ -410,10 +414,36 @@ on_server_stopped (GObject      *source,
     how = "gracefully";
 
   g_message ("Stopped %s after %s; requests served: %" G_GUINT64_FORMAT ", abandoned: %u",
-             how, self->stop_signal, kv_server_get_n_requests_served (KV_SERVER (source)),
-             abandoned);
+             how, self->stop_signal, n_requests_served (self), self->stop_abandoned);
 
   g_application_quit (G_APPLICATION (self));
+}
+
+static void
+on_server_stopped (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  KvApplication *self = user_data;
+
+  if (!kv_server_stop_finish (KV_SERVER (source), result, NULL))
+    self->stop_abandoned += kv_server_get_n_requests_in_flight (KV_SERVER (source));
+
+  stop_done (self);
+}
+
+static void
+on_worker_stopped (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  KvApplication *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!kv_worker_stop_finish (KV_WORKER (source), result, &error))
+    self->stop_abandoned += kv_worker_get_n_requests_abandoned (KV_WORKER (source));
+
+  stop_done (self);
 }
 
 static gboolean
@@ -448,7 +478,13 @@ stop (KvApplication *self,
   self->stop_cancellable = g_cancellable_new ();
   g_clear_handle_id (&self->status_id, g_source_remove);
 
+  /* Every thread drains its own requests; the last one to finish ends the
+   * process. */
+  self->stop_pending = 1 + self->workers->len;
   kv_server_stop_async (self->server, self->stop_cancellable, on_server_stopped, self);
+  for (guint i = 0; i < self->workers->len; i++)
+    kv_worker_stop_async (g_ptr_array_index (self->workers, i), self->stop_cancellable,
+                          on_worker_stopped, self);
   remove_unix_socket (self);
 
   state = g_strdup_printf ("STOPPING=1\nSTATUS=Stopping, requests in flight: %u",
@@ -521,6 +557,17 @@ kv_application_startup (GApplication *application)
         g_ptr_array_add (where, description);
     }
 
+  /* The main thread accepts and serves; each further thread serves the
+   * connections the listener hands it in turn. */
+  for (guint i = 1; i < kv_config_get_threads (self->config); i++)
+    {
+      KvWorker *worker = kv_worker_new (self->storage, self->config,
+                                        kv_server_get_stats (self->server));
+
+      kv_worker_attach (worker, kv_server_get_listener (self->server));
+      g_ptr_array_add (self->workers, worker);
+    }
+
   if (!write_port_file (self, sockets, &error))
     {
       fail (self, _("cannot write the port file"), error);
@@ -540,8 +587,7 @@ kv_application_startup (GApplication *application)
 
       ready = g_strconcat ("READY=1\n", status, NULL);
       notify (self, ready);
-      g_signal_connect_object (kv_server_get_soup_server (self->server), "request-finished",
-                               G_CALLBACK (on_request_finished), self, G_CONNECT_SWAPPED);
+      self->status_id = g_timeout_add_seconds (1, send_status, self);
     }
 
   /* Pings at half the interval, so that one late ping is not fatal. */
@@ -576,7 +622,9 @@ kv_application_shutdown (GApplication *application)
   g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
   g_clear_object (&self->stop_cancellable);
   remove_unix_socket (self);
+  /* The server first: it closes the listener that feeds the workers. */
   g_clear_object (&self->server);
+  g_ptr_array_set_size (self->workers, 0);
   g_clear_object (&self->storage);
 
   G_APPLICATION_CLASS (kv_application_parent_class)->shutdown (application);
@@ -642,6 +690,7 @@ kv_application_finalize (GObject *object)
   KvApplication *self = KV_APPLICATION (object);
 
   g_clear_object (&self->config);
+  g_clear_pointer (&self->workers, g_ptr_array_unref);
 
   G_OBJECT_CLASS (kv_application_parent_class)->finalize (object);
 }
@@ -673,6 +722,7 @@ kv_application_init (KvApplication *self)
   g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
 
   self->config = kv_config_new ();
+  self->workers = g_ptr_array_new_with_free_func (g_object_unref);
 
   g_application_add_main_option_entries (G_APPLICATION (self), settings);
   g_application_add_main_option_entries (G_APPLICATION (self), entries);

@@ -28,6 +28,7 @@ struct _KvConfig
   guint64 max_value_size;
   guint max_key_size;
   guint shutdown_timeout;
+  guint threads;
   guint max_connections;
   guint max_header_size;
   guint max_headers;
@@ -46,6 +47,7 @@ enum {
   PROP_MAX_VALUE_SIZE,
   PROP_MAX_KEY_SIZE,
   PROP_SHUTDOWN_TIMEOUT,
+  PROP_THREADS,
   PROP_MAX_CONNECTIONS,
   PROP_MAX_HEADER_SIZE,
   PROP_MAX_HEADERS,
@@ -107,6 +109,9 @@ kv_config_get_property (GObject    *object,
     case PROP_SHUTDOWN_TIMEOUT:
       g_value_set_uint (value, self->shutdown_timeout);
       break;
+    case PROP_THREADS:
+      g_value_set_uint (value, self->threads);
+      break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, self->max_connections);
       break;
@@ -166,6 +171,9 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_SHUTDOWN_TIMEOUT:
       self->shutdown_timeout = g_value_get_uint (value);
+      break;
+    case PROP_THREADS:
+      self->threads = g_value_get_uint (value);
       break;
     case PROP_MAX_CONNECTIONS:
       self->max_connections = g_value_get_uint (value);
@@ -237,6 +245,11 @@ kv_config_class_init (KvConfigClass *klass)
                        N_("On SIGTERM or SIGINT, let requests in flight finish for up to "
                           "SECONDS (default: 5)"),
                        0, 3600, 5, SETTING);
+  properties[PROP_THREADS] =
+    g_param_spec_uint ("threads", N_("N"),
+                       N_("Serve from N threads, each with its own HTTP server; 0 means one "
+                          "per CPU (default: 0)"),
+                       0, 256, 0, SETTING);
   /* The limits below bound what one client can hold: a connection slot, a
    * header block, the time a request may take to arrive. */
   properties[PROP_MAX_CONNECTIONS] =
@@ -704,6 +717,19 @@ kv_config_get_shutdown_timeout (KvConfig *self)
 {
   g_return_val_if_fail (KV_IS_CONFIG (self), 0);
   return self->shutdown_timeout;
+}
+
+/**
+ * kv_config_get_threads:
+ *
+ * Returns: how many threads serve requests: the setting, or the number of
+ *   CPUs when it is 0
+ */
+guint
+kv_config_get_threads (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 1);
+  return self->threads != 0 ? self->threads : MAX (g_get_num_processors (), 1);
 }
 
 guint

@@ -48,6 +48,7 @@ const char   *kv_config_get_unix_socket     (KvConfig *self);
 gsize         kv_config_get_max_value_size  (KvConfig *self);
 gsize         kv_config_get_max_key_size    (KvConfig *self);
 guint         kv_config_get_shutdown_timeout (KvConfig *self);
+guint         kv_config_get_threads         (KvConfig *self);
 guint         kv_config_get_max_connections (KvConfig *self);
 guint         kv_config_get_max_header_size (KvConfig *self);
 guint         kv_config_get_max_headers     (KvConfig *self);

@@ -42,7 +42,6 @@ struct _KvServer
 
   /* Requests in flight, and the graceful stop that waits for them. */
   GHashTable *in_flight;    /* (element-type SoupServerMessage) (owned) weak refs */
-  guint64 n_served;
   GTask *stop_task;         /* (owned) (nullable) */
   GSource *stop_cancelled;  /* (owned) (nullable) */
 
@@ -761,18 +760,6 @@ handle_other (SoupServer        *server,
     handle_metrics (self, msg);
 }
 
-/* Counts requests; connections are counted as they are accepted
- * (kv_server_accept_connection()). */
-static void
-on_request_started (SoupServer        *server,
-                    SoupServerMessage *msg,
-                    gpointer           user_data)
-{
-  KvServer *self = user_data;
-
-  kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
-}
-
 static void setup_transport (KvServer *self);
 static void teardown_transport (KvServer *self);
 static KvListener *ensure_listener (KvServer *self);
@@ -801,8 +788,6 @@ kv_server_constructed (GObject *object)
   soup_server_add_early_handler (self->soup, KV_PREFIX, handle_kv_early, self, NULL);
   soup_server_add_handler (self->soup, KV_PREFIX, handle_kv, self, NULL);
   soup_server_add_handler (self->soup, NULL, handle_other, self, NULL);
-  g_signal_connect_object (self->soup, "request-started", G_CALLBACK (on_request_started),
-                           self, G_CONNECT_DEFAULT);
 
   track_requests (self);
   setup_transport (self);
@@ -940,6 +925,27 @@ kv_server_new (KvStorage *storage,
   g_return_val_if_fail (config == NULL || KV_IS_CONFIG (config), NULL);
 
   return g_object_new (KV_TYPE_SERVER, "storage", storage, "config", config, NULL);
+}
+
+/**
+ * kv_server_new_full:
+ * @storage: the store to serve
+ * @config: (nullable): the settings, or %NULL for the defaults
+ * @stats: (nullable): counters shared with other servers of @storage, or
+ *   %NULL for counters of its own
+ *
+ * Returns: (transfer full): a server that is not listening yet
+ */
+KvServer *
+kv_server_new_full (KvStorage *storage,
+                    KvConfig  *config,
+                    KvStats   *stats)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (storage), NULL);
+  g_return_val_if_fail (config == NULL || KV_IS_CONFIG (config), NULL);
+  g_return_val_if_fail (stats == NULL || KV_IS_STATS (stats), NULL);
+
+  return g_object_new (KV_TYPE_SERVER, "storage", storage, "config", config, "stats", stats, NULL);
 }
 
 /**
@@ -1280,7 +1286,7 @@ on_tracked_request_finished (SoupServer        *soup,
 {
   KvServer *self = user_data;
 
-  self->n_served++;
+  kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
   on_tracked_request_aborted (soup, msg, user_data);
 
   /* A line per request only when G_MESSAGES_DEBUG asks for it, and no
@@ -1448,12 +1454,13 @@ kv_server_get_n_requests_in_flight (KvServer *self)
 /**
  * kv_server_get_n_requests_served:
  *
- * Returns: how many responses were sent in full since the server started
+ * Returns: how many responses were sent in full since the server started,
+ *   by this server and by those that share its #KvStats
  */
 guint64
 kv_server_get_n_requests_served (KvServer *self)
 {
   g_return_val_if_fail (KV_IS_SERVER (self), 0);
 
-  return self->n_served;
+  return kv_stats_get (self->stats, KV_STAT_REQUESTS);
 }

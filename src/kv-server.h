@@ -18,6 +18,9 @@ G_DECLARE_FINAL_TYPE (KvServer, kv_server, KV, SERVER, GObject)
 
 KvServer   *kv_server_new             (KvStorage   *storage,
                                        KvConfig    *config);
+KvServer   *kv_server_new_full        (KvStorage   *storage,
+                                       KvConfig    *config,
+                                       KvStats     *stats);
 KvStorage  *kv_server_get_storage     (KvServer    *self);
 KvStats    *kv_server_get_stats       (KvServer    *self);
 SoupServer *kv_server_get_soup_server (KvServer    *self);

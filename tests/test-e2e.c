@@ -117,6 +117,77 @@ test_api_session (void)
   g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
 }
 
+static guint
+count_threads_named (GSubprocess *process,
+                     const char  *name)
+{
+  g_autofree char *dir_path = g_strdup_printf ("/proc/%s/task",
+                                               g_subprocess_get_identifier (process));
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const char *tid;
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while ((tid = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *comm_path = g_build_filename (dir_path, tid, "comm", NULL);
+      g_autofree char *comm = NULL;
+
+      if (g_file_get_contents (comm_path, &comm, NULL, NULL) &&
+          g_str_equal (g_strchomp (comm), name))
+        n++;
+    }
+
+  return n;
+}
+
+static void
+test_threads (void)
+{
+  const guint counts[] = { 1, 3 };
+  g_autofree char *curl = g_find_program_in_path ("curl");
+
+  g_test_summary ("--threads N serves from N threads: the main one and N-1 workers, each "
+                  "answering the connections handed to it, all on one store");
+
+  if (curl == NULL)
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+
+  for (gsize c = 0; c < G_N_ELEMENTS (counts); c++)
+    {
+      g_autofree char *arg = g_strdup_printf ("--threads=%u", counts[c]);
+      const char *args[] = { arg, NULL };
+      KvTestDaemon *daemon = kv_test_daemon_start (args);
+      guint16 port = kv_test_daemon_get_port (daemon);
+
+      g_assert_cmpuint (count_threads_named (kv_test_daemon_get_subprocess (daemon), "kv-worker"),
+                        ==, counts[c] - 1);
+
+      /* Each curl is a connection of its own: round-robin sends them to
+       * every thread, and every thread sees every other's writes. */
+      for (guint i = 0; i < 2 * counts[c]; i++)
+        {
+          g_autofree char *key = g_strdup_printf ("k%u", i);
+          g_autofree char *prev = g_strdup_printf ("k%u", i == 0 ? 0 : i - 1);
+          Step put = { { "-X", "PUT", "-d", key, NULL }, "" };
+          Step get = { { NULL }, NULL };
+          g_autofree char *put_path = g_strconcat ("@/kv/", key, NULL);
+          g_autofree char *get_path = g_strconcat ("@/kv/", prev, NULL);
+
+          put.args[4] = put_path;
+          get.args[0] = get_path;
+          get.output = prev;
+          run_step (&put, port);
+          run_step (&get, port);
+        }
+
+      g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -125,6 +196,7 @@ main (int   argc,
 
   g_test_add_func ("/kv/e2e/seed-session", test_seed_session);
   g_test_add_func ("/kv/e2e/api-session", test_api_session);
+  g_test_add_func ("/kv/e2e/threads", test_threads);
 
   return g_test_run ();
 }

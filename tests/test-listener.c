@@ -10,6 +10,7 @@
 #include "kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
+#include "kv-worker.h"
 
 static void
 test_out_of_descriptors (void)
@@ -72,55 +73,6 @@ test_out_of_descriptors (void)
 
 /* ---- One listener, two servers, two threads ---- */
 
-typedef struct
-{
-  KvStorage *storage;
-  GMainContext *context;
-  GMainLoop *loop;
-  GThread *thread;
-  KvServer *server;
-  gint served;            /* connections handed to this worker */
-  GMutex lock;
-  GCond cond;
-  gboolean ready;
-} Worker;
-
-static gpointer
-worker_thread (gpointer data)
-{
-  Worker *w = data;
-
-  g_main_context_push_thread_default (w->context);
-  w->server = kv_server_new (w->storage, NULL);
-
-  g_mutex_lock (&w->lock);
-  w->ready = TRUE;
-  g_cond_signal (&w->cond);
-  g_mutex_unlock (&w->lock);
-
-  g_main_loop_run (w->loop);
-
-  g_assert_finalize_object (g_steal_pointer (&w->server));
-  while (g_main_context_iteration (w->context, FALSE))
-    ;
-  g_main_context_pop_thread_default (w->context);
-  return NULL;
-}
-
-static void
-worker_accept (GSocket  *socket,
-               gpointer  data)
-{
-  Worker *w = data;
-  g_autoptr(GError) error = NULL;
-
-  /* Runs in the worker's own thread. */
-  g_assert_true (g_main_context_is_owner (w->context));
-  g_atomic_int_inc (&w->served);
-  kv_server_accept_connection (w->server, socket, &error);
-  g_assert_no_error (error);
-}
-
 static gboolean
 quit_loop (gpointer data)
 {
@@ -134,7 +86,7 @@ typedef struct
   GMainLoop *loop;
   KvListener *listener;
   guint16 port;
-  Worker *workers;
+  KvWorker **workers;
   guint n_workers;
   GMutex lock;
   GCond cond;
@@ -158,8 +110,7 @@ acceptor_thread (gpointer data)
   g_assert_no_error (error);
   a->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
   for (guint i = 0; i < a->n_workers; i++)
-    kv_listener_add_target (a->listener, a->workers[i].context, worker_accept, &a->workers[i],
-                            NULL);
+    kv_worker_attach (a->workers[i], a->listener);
 
   g_mutex_lock (&a->lock);
   a->ready = TRUE;
@@ -188,23 +139,17 @@ static void
 test_two_servers (void)
 {
   g_autoptr(KvStorage) storage = KV_STORAGE (kv_map_storage_new ());
-  Worker workers[2] = { 0, };
+  g_autoptr(KvConfig) config = kv_config_new ();
+  g_autoptr(KvStats) stats = kv_stats_new ();
+  KvWorker *workers[2];
   Acceptor acceptor = { 0, };
   GThread *acceptor_id;
 
-  g_test_summary ("One listener feeds two KvServers in turn, each in its own thread and "
-                  "main context, sharing one store");
+  g_test_summary ("One listener feeds two KvWorkers in turn, each a KvServer in its own "
+                  "thread and main context, sharing one store and one set of counters");
 
   for (guint i = 0; i < G_N_ELEMENTS (workers); i++)
-    {
-      workers[i].storage = storage;
-      workers[i].context = g_main_context_new ();
-      workers[i].loop = g_main_loop_new (workers[i].context, FALSE);
-      g_mutex_init (&workers[i].lock);
-      g_cond_init (&workers[i].cond);
-      workers[i].thread = g_thread_new ("kv-worker", worker_thread, &workers[i]);
-      wait_ready (&workers[i].lock, &workers[i].cond, &workers[i].ready);
-    }
+    workers[i] = kv_worker_new (storage, config, stats);
 
   acceptor.context = g_main_context_new ();
   acceptor.loop = g_main_loop_new (acceptor.context, FALSE);
@@ -226,9 +171,11 @@ test_two_servers (void)
       g_assert_true (kv_raw_response_body_is (get, value));
     }
 
-  /* Round-robin: each served half. */
-  g_assert_cmpint (g_atomic_int_get (&workers[0].served), ==, 20);
-  g_assert_cmpint (g_atomic_int_get (&workers[1].served), ==, 20);
+  /* Round-robin: each served half, and every request was answered. */
+  g_assert_cmpuint (kv_worker_get_n_connections (workers[0]), ==, 20);
+  g_assert_cmpuint (kv_worker_get_n_connections (workers[1]), ==, 20);
+  g_assert_cmpuint (kv_stats_get (stats, KV_STAT_CONNECTIONS), ==, 40);
+  g_assert_cmpuint (kv_stats_get (stats, KV_STAT_REQUESTS), ==, 40);
 
   g_main_context_invoke (acceptor.context, quit_loop, acceptor.loop);
   g_thread_join (acceptor_id);
@@ -237,15 +184,9 @@ test_two_servers (void)
   g_mutex_clear (&acceptor.lock);
   g_cond_clear (&acceptor.cond);
 
+  /* The listener is gone: nothing refers to the workers any more. */
   for (guint i = 0; i < G_N_ELEMENTS (workers); i++)
-    {
-      g_main_context_invoke (workers[i].context, quit_loop, workers[i].loop);
-      g_thread_join (workers[i].thread);
-      g_main_loop_unref (workers[i].loop);
-      g_main_context_unref (workers[i].context);
-      g_mutex_clear (&workers[i].lock);
-      g_cond_clear (&workers[i].cond);
-    }
+    g_assert_finalize_object (workers[i]);
 }
 
 static void
