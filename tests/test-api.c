@@ -156,20 +156,27 @@ static void
 test_value_too_large_early (Fixture       *fixture,
                             gconstpointer  user_data)
 {
-  g_autofree char *answer = NULL;
+  const char *expect[] = { "Expect: 100-continue\r\n", "" };
 
-  g_test_summary ("A Content-Length over the limit is refused before the body is sent: "
-                  "the client that sends nothing gets 413, and no 100 Continue");
+  g_test_summary ("A Content-Length over the limit is refused before the body is read: a "
+                  "client that announces 1 GB and sends nothing gets 413, with or without "
+                  "Expect: 100-continue, and never 100 Continue");
 
-  answer = kv_test_raw_request (kv_test_server_get_port (fixture->server),
-                                "PUT /kv/big HTTP/1.1\r\n"
-                                "Host: 127.0.0.1\r\n"
-                                "Content-Length: 1000000000\r\n"
-                                "Expect: 100-continue\r\n"
-                                "\r\n");
-  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 413 "));
-  g_assert_null (strstr (answer, "100 Continue"));
-  g_assert_true (g_str_has_suffix (answer, "\r\n\r\nvalue too large\n"));
+  for (gsize i = 0; i < G_N_ELEMENTS (expect); i++)
+    {
+      g_autofree char *request = g_strdup_printf ("PUT /kv/big HTTP/1.1\r\n"
+                                                  "Host: 127.0.0.1\r\n"
+                                                  "Content-Length: 1000000000\r\n"
+                                                  "%s\r\n", expect[i]);
+      g_autofree char *answer = kv_test_raw_request (kv_test_server_get_port (fixture->server),
+                                                     request);
+
+      g_test_message ("with%s Expect", i == 0 ? "" : "out");
+      g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 413 "));
+      g_assert_null (strstr (answer, "100 Continue"));
+      g_assert_nonnull (strstr (answer, "\r\nConnection: close\r\n"));
+      g_assert_true (g_str_has_suffix (answer, "\r\n\r\nvalue too large\n"));
+    }
 }
 
 static void
