@@ -220,40 +220,43 @@ is_read_method (const char *method)
   return method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD;
 }
 
-/* Percent-decodes the raw path after /kv/ into a key. Returns the HTTP
- * status to answer with when the key is not acceptable, else 0. */
+/* Percent-decodes the raw path after /kv/ into @key, a buffer of
+ * KV_ENTRY_MAX_KEY_SIZE + 1 bytes, without allocating: this is on every
+ * request's path. Returns the HTTP status to answer with when the key is
+ * not acceptable, else 0. */
 static guint
-decode_key (const char  *raw,
-            gsize        max_key_size,
-            char       **key_out)
+decode_key (const char *raw,
+            gsize       max_key_size,
+            char       *key)
 {
-  g_autoptr(GString) key = g_string_sized_new (strlen (raw));
+  gsize len = 0;
 
   for (const char *p = raw; *p != '\0'; p++)
     {
-      if (*p == '%')
+      char c = *p;
+
+      if (c == '%')
         {
           int hi = g_ascii_xdigit_value (p[1]);
           int lo = hi >= 0 ? g_ascii_xdigit_value (p[2]) : -1;
 
           if (lo < 0 || (hi == 0 && lo == 0))
             return SOUP_STATUS_BAD_REQUEST;
-          g_string_append_c (key, (char) (hi << 4 | lo));
+          c = (char) (hi << 4 | lo);
           p += 2;
         }
-      else
-        g_string_append_c (key, *p);
+      if (len == max_key_size)
+        return SOUP_STATUS_REQUEST_URI_TOO_LONG;
+      key[len++] = c;
     }
+  key[len] = '\0';
 
-  if (key->len > max_key_size)
-    return SOUP_STATUS_REQUEST_URI_TOO_LONG;
-  if (!g_utf8_validate_len (key->str, key->len, NULL))
+  if (!g_utf8_validate_len (key, len, NULL))
     return SOUP_STATUS_BAD_REQUEST;
-  for (const char *p = key->str; *p != '\0'; p = g_utf8_next_char (p))
+  for (const char *p = key; *p != '\0'; p = g_utf8_next_char (p))
     if (g_unichar_iscntrl (g_utf8_get_char (p)))
       return SOUP_STATUS_BAD_REQUEST;
 
-  *key_out = g_string_free (g_steal_pointer (&key), FALSE);
   return 0;
 }
 
@@ -261,10 +264,19 @@ static void
 set_etag (SoupMessageHeaders *headers,
           const KvEntry      *entry)
 {
-  char etag[32];
+  char etag[24];
+  char *p = etag + sizeof etag;
+  guint64 revision = kv_entry_get_revision (entry);
 
-  g_snprintf (etag, sizeof etag, "\"%" G_GUINT64_FORMAT "\"", kv_entry_get_revision (entry));
-  soup_message_headers_replace (headers, "ETag", etag);
+  /* Digits from the end, without printf: this is on every GET's path. */
+  *--p = '\0';
+  *--p = '"';
+  do
+    *--p = '0' + revision % 10;
+  while ((revision /= 10) != 0);
+  *--p = '"';
+
+  soup_message_headers_replace (headers, "ETag", p);
 }
 
 /* RFC 3339, UTC, with milliseconds. */
@@ -525,7 +537,7 @@ handle_kv (SoupServer        *server,
 {
   KvServer *self = user_data;
   const char *method = soup_server_message_get_method (msg);
-  g_autofree char *key = NULL;
+  char key[KV_ENTRY_MAX_KEY_SIZE + 1];
   guint status;
 
   /* raw-paths is on: the key is decoded here, so that %2F stays part of a
@@ -535,7 +547,7 @@ handle_kv (SoupServer        *server,
       reply_error (msg, SOUP_STATUS_BAD_REQUEST, "key cannot be empty");
       return;
     }
-  status = decode_key (path + strlen (KV_PREFIX), self->max_key_size, &key);
+  status = decode_key (path + strlen (KV_PREFIX), self->max_key_size, key);
   if (status == SOUP_STATUS_REQUEST_URI_TOO_LONG)
     reply_error (msg, status, "key too long");
   else if (status != 0)
@@ -1250,8 +1262,8 @@ request_gone (gpointer  data,
 
 static void
 on_tracked_request_started (SoupServer        *soup,
-                    SoupServerMessage *msg,
-                    gpointer           user_data)
+                            SoupServerMessage *msg,
+                            gpointer           user_data)
 {
   KvServer *self = user_data;
 
@@ -1281,8 +1293,8 @@ on_tracked_request_aborted (SoupServer        *soup,
 
 static void
 on_tracked_request_finished (SoupServer        *soup,
-                     SoupServerMessage *msg,
-                     gpointer           user_data)
+                             SoupServerMessage *msg,
+                             gpointer           user_data)
 {
   KvServer *self = user_data;
 
