@@ -211,43 +211,6 @@ kv_test_assert_response (KvTestResponse *response,
                    body, strlen (body));
 }
 
-/**
- * kv_test_raw_request:
- * @port: a port on 127.0.0.1
- * @request: bytes to send; for requests that a well-behaved client cannot
- *   make, such as bad escapes in the path
- *
- * Returns: (transfer full): everything the server sent back before closing
- */
-char *
-kv_test_raw_request (guint16     port,
-                     const char *request)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autoptr(GString) response = g_string_new (NULL);
-  GInputStream *input;
-  char buffer[4096];
-  gssize n;
-
-  g_socket_client_set_enable_proxy (client, FALSE);
-  g_socket_client_set_timeout (client, 10);
-  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
-  g_assert_no_error (error);
-
-  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
-                             request, strlen (request), NULL, NULL, &error);
-  g_assert_no_error (error);
-
-  input = g_io_stream_get_input_stream (G_IO_STREAM (connection));
-  while ((n = g_input_stream_read (input, buffer, sizeof buffer, NULL, &error)) > 0)
-    g_string_append_len (response, buffer, n);
-  g_assert_no_error (error);
-
-  return g_string_free (g_steal_pointer (&response), FALSE);
-}
-
 struct _KvTestDaemon
 {
   GSubprocess *process;

@@ -70,10 +70,6 @@ void            kv_test_assert_response (KvTestResponse     *response,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvTestResponse, kv_test_response_free)
 
-/* Sends @request as raw bytes and reads until the server closes. */
-char           *kv_test_raw_request     (guint16             port,
-                                         const char         *request);
-
 /* Runs @argv to completion; returns its standard output. */
 GBytes       *kv_test_run              (const char * const *argv,
                                         int                *exit_status,
