@@ -1087,24 +1087,35 @@ kv_guard_check_address (KvGuard         *self,
 }
 
 /**
- * kv_guard_watch:
+ * kv_guard_request_started:
  * @self: a #KvGuard
- * @server: the server whose requests to check
+ * @msg: a request whose headers are about to be read
  *
- * Checks every request of @server that comes through a connection
- * admitted by kv_guard_admit().
+ * To be called from the server's #SoupServer::request-started handler: one
+ * handler per signal, since every emission and handler takes GLib's signal
+ * lock, which all threads share.
  */
 void
-kv_guard_watch (KvGuard    *self,
-                SoupServer *server)
+kv_guard_request_started (KvGuard           *self,
+                          SoupServerMessage *msg)
 {
-  g_return_if_fail (KV_IS_GUARD (self));
-  g_return_if_fail (SOUP_IS_SERVER (server));
+  on_request_started (NULL, msg, self);
+}
 
-  g_signal_connect_object (server, "request-started", G_CALLBACK (on_request_started), self, 0);
-  g_signal_connect_object (server, "request-finished", G_CALLBACK (on_request_done), self, 0);
-  /* A 500 answer counts as aborted, yet the connection may be kept. */
-  g_signal_connect_object (server, "request-aborted", G_CALLBACK (on_request_done), self, 0);
+/**
+ * kv_guard_request_done:
+ * @self: a #KvGuard
+ * @msg: a request that was answered or aborted
+ *
+ * To be called from the server's #SoupServer::request-finished and
+ * #SoupServer::request-aborted handlers (a 500 answer counts as aborted,
+ * yet the connection may be kept).
+ */
+void
+kv_guard_request_done (KvGuard           *self,
+                       SoupServerMessage *msg)
+{
+  on_request_done (NULL, msg, self);
 }
 
 static gboolean

@@ -35,8 +35,10 @@ KvGuard  *kv_guard_new           (KvConfig        *config);
 gboolean  kv_guard_check_address (KvGuard         *self,
                                   GSocketAddress  *address,
                                   GError         **error);
-void      kv_guard_watch         (KvGuard         *self,
-                                  SoupServer      *server);
+void      kv_guard_request_started (KvGuard           *self,
+                                    SoupServerMessage *msg);
+void      kv_guard_request_done    (KvGuard           *self,
+                                    SoupServerMessage *msg);
 gboolean  kv_guard_admit         (KvGuard         *self,
                                   GSocket         *socket,
                                   GIOStream      **stream,

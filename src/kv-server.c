@@ -1093,7 +1093,6 @@ setup_transport (KvServer *self)
   int fds[2];
 
   self->guard = kv_guard_new (self->config);
-  kv_guard_watch (self->guard, self->soup);
 
   /* libsoup 3.2 keeps a connection open after a response only while the
    * SoupServer has a listener of its own (request_finished() checks for
@@ -1272,6 +1271,9 @@ on_tracked_request_started (SoupServer        *soup,
 
   if (self->stop_task != NULL)
     close_after_response (msg);
+
+  if (self->guard != NULL)
+    kv_guard_request_started (self->guard, msg);
 }
 
 /* Answered, or its connection went: the message itself may live on (the
@@ -1289,6 +1291,9 @@ on_tracked_request_aborted (SoupServer        *soup,
       g_object_weak_unref (G_OBJECT (msg), request_gone, self);
       request_ended (self, msg);
     }
+
+  if (self->guard != NULL)
+    kv_guard_request_done (self->guard, msg);
 }
 
 static void
