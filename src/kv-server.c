@@ -562,31 +562,6 @@ handle_kv (SoupServer        *server,
     reply_method_not_allowed (msg, KEY_METHODS);
 }
 
-/* A value too large is refused from its Content-Length, before the body is
- * read. (libsoup still reads the body unless the client sent
- * Expect: 100-continue; the answer closes the connection either way.) */
-static void
-handle_kv_early (SoupServer        *server,
-                 SoupServerMessage *msg,
-                 const char        *path,
-                 GHashTable        *query,
-                 gpointer           user_data)
-{
-  KvServer *self = user_data;
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-
-  if (soup_server_message_get_method (msg) != SOUP_METHOD_PUT)
-    return;
-
-  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
-      (guint64) soup_message_headers_get_content_length (headers) > self->max_value_size)
-    {
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                    "Connection", "close");
-      reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large");
-    }
-}
-
 static gboolean
 parse_limit (const char *text,
              guint      *limit)
@@ -797,7 +772,6 @@ kv_server_constructed (GObject *object)
                                 "raw-paths", TRUE,
                                 NULL);
   /* Handler paths are matched as raw prefixes: "/kv" would also take "/kvx". */
-  soup_server_add_early_handler (self->soup, KV_PREFIX, handle_kv_early, self, NULL);
   soup_server_add_handler (self->soup, KV_PREFIX, handle_kv, self, NULL);
   soup_server_add_handler (self->soup, NULL, handle_other, self, NULL);
 
