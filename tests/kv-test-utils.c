@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 
+#include "kv-map-storage.h"
 #include "kv-test-utils.h"
 
 struct _KvTestServer
@@ -209,6 +210,66 @@ kv_test_assert_response (KvTestResponse *response,
   g_assert_cmpuint (response->status, ==, status);
   g_assert_cmpmem (g_bytes_get_data (response->body, NULL), g_bytes_get_size (response->body),
                    body, strlen (body));
+}
+
+/**
+ * kv_test_fixture_setup:
+ * @fixture: the fixture to fill in
+ * @config: (nullable): settings for the server, or %NULL for the defaults
+ */
+void
+kv_test_fixture_setup (KvTestFixture *fixture,
+                       KvConfig      *config)
+{
+  fixture->storage = KV_STORAGE (kv_map_storage_new ());
+  fixture->server = kv_test_server_start_with_config (fixture->storage, config);
+  fixture->session = kv_test_session_new ();
+}
+
+/* Nothing may outlive the test: each object's last reference is ours. */
+void
+kv_test_fixture_teardown (KvTestFixture *fixture)
+{
+  g_assert_finalize_object (fixture->session);
+  kv_test_server_stop (fixture->server);
+  g_assert_finalize_object (fixture->storage);
+}
+
+/**
+ * kv_test_fixture_request_full:
+ * @path: the path (and query) on the fixture's server
+ *
+ * As kv_test_request().
+ *
+ * Returns: (transfer full): the response
+ */
+KvTestResponse *
+kv_test_fixture_request_full (KvTestFixture      *fixture,
+                              const char         *method,
+                              const char         *path,
+                              const char * const *headers,
+                              GBytes             *body)
+{
+  g_autofree char *uri = kv_test_server_uri (fixture->server, path);
+
+  return kv_test_request (fixture->session, method, uri, headers, body);
+}
+
+/**
+ * kv_test_fixture_request:
+ * @body: (nullable): a body, sent as curl -d sends it
+ *
+ * Returns: (transfer full): the response
+ */
+KvTestResponse *
+kv_test_fixture_request (KvTestFixture *fixture,
+                         const char    *method,
+                         const char    *path,
+                         const char    *body)
+{
+  g_autoptr(GBytes) bytes = body != NULL ? g_bytes_new (body, strlen (body)) : NULL;
+
+  return kv_test_fixture_request_full (fixture, method, path, NULL, bytes);
 }
 
 struct _KvTestDaemon

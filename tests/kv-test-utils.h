@@ -70,6 +70,28 @@ void            kv_test_assert_response (KvTestResponse     *response,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvTestResponse, kv_test_response_free)
 
+/* The usual HTTP test: a store, a server on port 0 in its own thread, a
+ * client session. */
+typedef struct
+{
+  KvStorage *storage;
+  KvTestServer *server;
+  SoupSession *session;
+} KvTestFixture;
+
+void            kv_test_fixture_setup        (KvTestFixture      *fixture,
+                                              KvConfig           *config);
+void            kv_test_fixture_teardown     (KvTestFixture      *fixture);
+KvTestResponse *kv_test_fixture_request_full (KvTestFixture      *fixture,
+                                              const char         *method,
+                                              const char         *path,
+                                              const char * const *headers,
+                                              GBytes             *body);
+KvTestResponse *kv_test_fixture_request      (KvTestFixture      *fixture,
+                                              const char         *method,
+                                              const char         *path,
+                                              const char         *body);
+
 /* Runs @argv to completion; returns its standard output. */
 GBytes       *kv_test_run              (const char * const *argv,
                                         int                *exit_status,

@@ -15,12 +15,7 @@
 #define MAX_VALUE_SIZE (2 * 1024 * 1024)
 #define MAX_KEY_SIZE 64
 
-typedef struct
-{
-  KvStorage *storage;
-  KvTestServer *server;
-  SoupSession *session;
-} Fixture;
+typedef KvTestFixture Fixture;
 
 static void
 fixture_setup (Fixture       *fixture,
@@ -32,41 +27,14 @@ fixture_setup (Fixture       *fixture,
                 "max-value-size", (guint64) MAX_VALUE_SIZE,
                 "max-key-size", (guint) MAX_KEY_SIZE,
                 NULL);
-  fixture->storage = KV_STORAGE (kv_map_storage_new ());
-  fixture->server = kv_test_server_start_with_config (fixture->storage, config);
-  fixture->session = kv_test_session_new ();
+  kv_test_fixture_setup (fixture, config);
 }
 
 static void
 fixture_teardown (Fixture       *fixture,
                   gconstpointer  user_data)
 {
-  g_assert_finalize_object (fixture->session);
-  kv_test_server_stop (fixture->server);
-  g_assert_finalize_object (fixture->storage);
-}
-
-static KvTestResponse *
-request_full (Fixture            *fixture,
-              const char         *method,
-              const char         *path,
-              const char * const *headers,
-              GBytes             *body)
-{
-  g_autofree char *uri = kv_test_server_uri (fixture->server, path);
-
-  return kv_test_request (fixture->session, method, uri, headers, body);
-}
-
-static KvTestResponse *
-request (Fixture    *fixture,
-         const char *method,
-         const char *path,
-         const char *body)
-{
-  g_autoptr(GBytes) bytes = body != NULL ? g_bytes_new (body, strlen (body)) : NULL;
-
-  return request_full (fixture, method, path, NULL, bytes);
+  kv_test_fixture_teardown (fixture);
 }
 
 static void
@@ -74,7 +42,7 @@ put_ok (Fixture    *fixture,
         const char *path,
         const char *body)
 {
-  g_autoptr(KvTestResponse) r = request (fixture, "PUT", path, body);
+  g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "PUT", path, body);
 
   kv_test_assert_response (r, 200, "");
 }
@@ -125,9 +93,9 @@ test_binary_round_trip (Fixture       *fixture,
     *(guint32 *) (data + i) = g_test_rand_int ();
   value = g_bytes_new_take (data, 1024 * 1024);
 
-  put = request_full (fixture, "PUT", "/kv/blob", headers, value);
+  put = kv_test_fixture_request_full (fixture, "PUT", "/kv/blob", headers, value);
   kv_test_assert_response (put, 200, "");
-  get = request (fixture, "GET", "/kv/blob", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/blob", NULL);
   g_assert_cmpuint (get->status, ==, 200);
   g_assert_true (g_bytes_equal (get->body, value));
   g_assert_cmpstr (kv_test_response_header (get, "Content-Type"), ==, "application/octet-stream");
@@ -145,11 +113,11 @@ test_value_too_large (Fixture       *fixture,
 
   g_test_summary ("A value over --max-value-size is refused with 413 and not stored");
 
-  refused = request_full (fixture, "PUT", "/kv/big", NULL, big);
+  refused = kv_test_fixture_request_full (fixture, "PUT", "/kv/big", NULL, big);
   kv_test_assert_response (refused, 413, "value too large\n");
-  get = request (fixture, "GET", "/kv/big", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/big", NULL);
   kv_test_assert_response (get, 404, "key not found\n");
-  accepted = request_full (fixture, "PUT", "/kv/big", NULL, max);
+  accepted = kv_test_fixture_request_full (fixture, "PUT", "/kv/big", NULL, max);
   kv_test_assert_response (accepted, 200, "");
 }
 
@@ -194,17 +162,17 @@ test_encoded_slash (Fixture       *fixture,
                   "libsoup would refuse are ordinary keys");
 
   put_ok (fixture, "/kv/a%2Fb", "encoded");
-  plain = request (fixture, "GET", "/kv/a/b", NULL);
+  plain = kv_test_fixture_request (fixture, "GET", "/kv/a/b", NULL);
   kv_test_assert_response (plain, 200, "encoded");
 
   put_ok (fixture, "/kv/a%252Fb", "percent");
-  encoded = request (fixture, "GET", "/kv/a%2Fb", NULL);
+  encoded = kv_test_fixture_request (fixture, "GET", "/kv/a%2Fb", NULL);
   kv_test_assert_response (encoded, 200, "encoded");
-  percent = request (fixture, "GET", "/kv/a%252Fb", NULL);
+  percent = kv_test_fixture_request (fixture, "GET", "/kv/a%252Fb", NULL);
   kv_test_assert_response (percent, 200, "percent");
 
   put_ok (fixture, "/kv/x%2F..%2Fy", "dots");
-  list = request (fixture, "GET", "/keys", NULL);
+  list = kv_test_fixture_request (fixture, "GET", "/keys", NULL);
   kv_test_assert_response (list, 200, "a%2Fb\na/b\nx/../y\n");
 }
 
@@ -230,7 +198,7 @@ test_invalid_keys (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (invalid); i++)
     {
-      g_autoptr(KvTestResponse) r = request (fixture, "PUT", invalid[i], "x");
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "PUT", invalid[i], "x");
 
       g_test_message ("PUT %s", invalid[i]);
       kv_test_assert_response (r, 400, "invalid key\n");
@@ -250,20 +218,20 @@ test_invalid_keys (Fixture       *fixture,
       g_assert_cmpuint (answer->status, ==, 400);
     }
 
-  too_long = request (fixture, "PUT", long_path, "x");
+  too_long = kv_test_fixture_request (fixture, "PUT", long_path, "x");
   kv_test_assert_response (too_long, 414, "key too long\n");
   /* The limit counts decoded bytes: 64 × "é" is 128 bytes. */
   {
     g_autoptr(GString) path = g_string_new ("/kv/");
     for (guint i = 0; i < MAX_KEY_SIZE / 2 + 1; i++)
       g_string_append (path, "%C3%A9");
-    too_long_encoded = request (fixture, "GET", path->str, NULL);
+    too_long_encoded = kv_test_fixture_request (fixture, "GET", path->str, NULL);
     kv_test_assert_response (too_long_encoded, 414, "key too long\n");
   }
   put_ok (fixture, max_path, "x");
   put_ok (fixture, "/kv/caf%C3%A9%20au%20lait", "utf-8");
 
-  keys = request (fixture, "GET", "/keys", NULL);
+  keys = kv_test_fixture_request (fixture, "GET", "/keys", NULL);
   g_assert_cmpuint (keys->status, ==, 200);
   g_assert_nonnull (strstr (g_bytes_get_data (keys->body, NULL), "café au lait\n"));
 }
@@ -286,14 +254,14 @@ test_content_type (Fixture       *fixture,
                   "values are text/plain when UTF-8 and application/octet-stream otherwise");
 
   g_clear_pointer (&typed, kv_test_response_free);
-  typed = request_full (fixture, "PUT", "/kv/logo", png, png_bytes);
+  typed = kv_test_fixture_request_full (fixture, "PUT", "/kv/logo", png, png_bytes);
   kv_test_assert_response (typed, 200, "");
   g_clear_pointer (&typed, kv_test_response_free);
-  typed = request (fixture, "GET", "/kv/logo", NULL);
+  typed = kv_test_fixture_request (fixture, "GET", "/kv/logo", NULL);
   g_assert_cmpstr (kv_test_response_header (typed, "Content-Type"), ==, "image/png");
   g_assert_cmpstr (kv_test_response_header (typed, "X-Content-Type-Options"), ==, "nosniff");
 
-  head = request (fixture, "HEAD", "/kv/logo", NULL);
+  head = kv_test_fixture_request (fixture, "HEAD", "/kv/logo", NULL);
   kv_test_assert_response (head, 200, "");
   g_assert_cmpstr (kv_test_response_header (head, "Content-Type"), ==, "image/png");
   g_assert_cmpint (soup_message_headers_get_content_length (head->headers), ==, sizeof binary);
@@ -301,18 +269,18 @@ test_content_type (Fixture       *fixture,
                    kv_test_response_header (typed, "ETag"));
 
   put_ok (fixture, "/kv/text", "Nairobi");
-  form = request (fixture, "GET", "/kv/text", NULL);
+  form = kv_test_fixture_request (fixture, "GET", "/kv/text", NULL);
   g_assert_cmpstr (kv_test_response_header (form, "Content-Type"), ==, "text/plain; charset=utf-8");
 
   {
-    g_autoptr(KvTestResponse) put = request_full (fixture, "PUT", "/kv/bin", NULL, png_bytes);
+    g_autoptr(KvTestResponse) put = kv_test_fixture_request_full (fixture, "PUT", "/kv/bin", NULL, png_bytes);
     kv_test_assert_response (put, 200, "");
   }
-  untyped_binary = request (fixture, "GET", "/kv/bin", NULL);
+  untyped_binary = kv_test_fixture_request (fixture, "GET", "/kv/bin", NULL);
   g_assert_cmpstr (kv_test_response_header (untyped_binary, "Content-Type"), ==,
                    "application/octet-stream");
 
-  refused = request_full (fixture, "PUT", "/kv/bad", bad, png_bytes);
+  refused = kv_test_fixture_request_full (fixture, "PUT", "/kv/bad", bad, png_bytes);
   kv_test_assert_response (refused, 400, "invalid content type\n");
 }
 
@@ -329,13 +297,13 @@ test_etags (Fixture       *fixture,
 
   g_test_summary ("Every write takes the next revision; answers carry it as the ETag");
 
-  put1 = request (fixture, "PUT", "/kv/k", "one");
-  put2 = request (fixture, "PUT", "/kv/k", "two");
-  other = request (fixture, "PUT", "/kv/other", "x");
+  put1 = kv_test_fixture_request (fixture, "PUT", "/kv/k", "one");
+  put2 = kv_test_fixture_request (fixture, "PUT", "/kv/k", "two");
+  other = kv_test_fixture_request (fixture, "PUT", "/kv/other", "x");
   g_assert_cmpuint (etag_revision (put2), ==, etag_revision (put1) + 1);
   g_assert_cmpuint (etag_revision (other), ==, etag_revision (put2) + 1);
 
-  get = request (fixture, "GET", "/kv/k", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/k", NULL);
   g_assert_cmpuint (etag_revision (get), ==, etag_revision (put2));
 }
 
@@ -357,39 +325,39 @@ test_if_match (Fixture       *fixture,
   g_test_summary ("If-Match: a stale revision gets 412 and changes nothing; the current "
                   "one, or a list holding it, succeeds; * needs the key to exist");
 
-  put = request (fixture, "PUT", "/kv/k", "old");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/k", "old");
   current = g_strdup (kv_test_response_header (put, "ETag"));
 
   {
     const char *h[] = { "If-Match", "\"999\"", NULL };
-    stale = request_full (fixture, "PUT", "/kv/k", h, body);
+    stale = kv_test_fixture_request_full (fixture, "PUT", "/kv/k", h, body);
     kv_test_assert_response (stale, 412, "precondition failed\n");
   }
-  get = request (fixture, "GET", "/kv/k", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/k", NULL);
   kv_test_assert_response (get, 200, "old");
 
   {
     /* A weak tag never matches If-Match, which compares strongly. */
     g_autofree char *weak_tag = g_strconcat ("W/", current, NULL);
     const char *h[] = { "If-Match", weak_tag, NULL };
-    weak = request_full (fixture, "PUT", "/kv/k", h, body);
+    weak = kv_test_fixture_request_full (fixture, "PUT", "/kv/k", h, body);
     kv_test_assert_response (weak, 412, "precondition failed\n");
   }
 
   list = g_strdup_printf ("\"1000\", %s, \"abc\"", current);
   {
     const char *h[] = { "If-Match", list, NULL };
-    listed = request_full (fixture, "PUT", "/kv/k", h, body);
+    listed = kv_test_fixture_request_full (fixture, "PUT", "/kv/k", h, body);
     kv_test_assert_response (listed, 200, "");
   }
   {
     const char *h[] = { "If-Match", current, NULL };
-    fresh = request_full (fixture, "DELETE", "/kv/k", h, NULL);
+    fresh = kv_test_fixture_request_full (fixture, "DELETE", "/kv/k", h, NULL);
     kv_test_assert_response (fresh, 412, "precondition failed\n");
   }
   {
     const char *h[] = { "If-Match", "*", NULL };
-    star_absent = request_full (fixture, "PUT", "/kv/absent", h, body);
+    star_absent = kv_test_fixture_request_full (fixture, "PUT", "/kv/absent", h, body);
     kv_test_assert_response (star_absent, 412, "precondition failed\n");
   }
 }
@@ -409,15 +377,15 @@ test_if_none_match (Fixture       *fixture,
 
   g_test_summary ("If-None-Match: * creates only; a GET whose tag matches gets 304, no body");
 
-  created = request_full (fixture, "PUT", "/kv/once", create_only, body);
+  created = kv_test_fixture_request_full (fixture, "PUT", "/kv/once", create_only, body);
   kv_test_assert_response (created, 200, "");
-  again = request_full (fixture, "PUT", "/kv/once", create_only, body);
+  again = kv_test_fixture_request_full (fixture, "PUT", "/kv/once", create_only, body);
   kv_test_assert_response (again, 412, "precondition failed\n");
 
   etag = g_strdup (kv_test_response_header (created, "ETag"));
   {
     const char *h[] = { "If-None-Match", etag, NULL };
-    not_modified = request_full (fixture, "GET", "/kv/once", h, NULL);
+    not_modified = kv_test_fixture_request_full (fixture, "GET", "/kv/once", h, NULL);
     kv_test_assert_response (not_modified, 304, "");
     g_assert_cmpstr (kv_test_response_header (not_modified, "ETag"), ==, etag);
   }
@@ -425,18 +393,18 @@ test_if_none_match (Fixture       *fixture,
   g_assert_cmpstr (etag, ==, "\"1\"");
   {
     const char *h[] = { "If-None-Match", "\"12345\", \"99\"", NULL };
-    modified = request_full (fixture, "GET", "/kv/once", h, NULL);
+    modified = kv_test_fixture_request_full (fixture, "GET", "/kv/once", h, NULL);
     kv_test_assert_response (modified, 200, "v");
   }
   {
     /* If-None-Match compares weakly: W/"1" names revision 1 too. */
     const char *h[] = { "If-None-Match", "\"7\", W/\"1\"", NULL };
-    g_autoptr(KvTestResponse) weak = request_full (fixture, "GET", "/kv/once", h, NULL);
+    g_autoptr(KvTestResponse) weak = kv_test_fixture_request_full (fixture, "GET", "/kv/once", h, NULL);
     kv_test_assert_response (weak, 304, "");
   }
   {
     const char *h[] = { "If-Match", "not-a-tag", NULL };
-    bad = request_full (fixture, "PUT", "/kv/once", h, body);
+    bad = kv_test_fixture_request_full (fixture, "PUT", "/kv/once", h, body);
     kv_test_assert_response (bad, 400, "invalid precondition\n");
   }
 }
@@ -494,7 +462,7 @@ test_if_match_race (Fixture       *fixture,
 
   for (guint round = 0; round < 50; round++)
     {
-      g_autoptr(KvTestResponse) put = request (fixture, "PUT", "/kv/contended", "base");
+      g_autoptr(KvTestResponse) put = kv_test_fixture_request (fixture, "PUT", "/kv/contended", "base");
       g_autofree char *etag = g_strdup (kv_test_response_header (put, "ETag"));
       Gate start;
       Racer racers[2] = { { fixture, etag, &start, 0 }, { fixture, etag, &start, 0 } };
@@ -522,7 +490,7 @@ static guint64
 stats_member (Fixture    *fixture,
               const char *name)
 {
-  g_autoptr(KvTestResponse) r = request (fixture, "GET", "/stats", NULL);
+  g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "GET", "/stats", NULL);
   g_autoptr(JsonNode) root = parse_json (r);
 
   return json_object_get_int_member (json_node_get_object (root), name);
@@ -544,11 +512,11 @@ test_ttl_expiry (Fixture       *fixture,
   g_test_summary ("An entry with ?ttl= is gone when it expires, shows KV-Expires-At until "
                   "then, and the sweep reclaims it (/stats keys drops)");
 
-  put = request (fixture, "PUT", "/kv/session?ttl=300ms", "token");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/session?ttl=300ms", "token");
   kv_test_assert_response (put, 200, "");
   g_assert_cmpuint (stats_member (fixture, "keys"), ==, 1);
 
-  get = request (fixture, "GET", "/kv/session", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/session", NULL);
   kv_test_assert_response (get, 200, "token");
   stamp = kv_test_response_header (get, "KV-Expires-At");
   g_assert_nonnull (stamp);
@@ -567,7 +535,7 @@ test_ttl_expiry (Fixture       *fixture,
   g_assert_cmpuint (stats_member (fixture, "expired"), ==, 1);
   g_assert_cmpuint (stats_member (fixture, "value_bytes"), ==, 0);
 
-  gone = request (fixture, "GET", "/kv/session", NULL);
+  gone = kv_test_fixture_request (fixture, "GET", "/kv/session", NULL);
   kv_test_assert_response (gone, 404, "key not found\n");
 }
 
@@ -590,7 +558,7 @@ test_ttl_options (Fixture       *fixture,
     {
       g_autofree char *path = g_strdup_printf ("/kv/t?ttl=%s", bad[i]);
       g_autofree char *escaped = g_uri_escape_string (path, "/?=", FALSE);
-      g_autoptr(KvTestResponse) r = request (fixture, "PUT", escaped, "v");
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "PUT", escaped, "v");
 
       g_test_message ("ttl=%s", bad[i]);
       kv_test_assert_response (r, 400, "invalid ttl\n");
@@ -602,21 +570,21 @@ test_ttl_options (Fixture       *fixture,
     }
 
   put_ok (fixture, "/kv/t?ttl=1h", "v1");
-  first = request (fixture, "GET", "/kv/t", NULL);
+  first = kv_test_fixture_request (fixture, "GET", "/kv/t", NULL);
   stamp = g_strdup (kv_test_response_header (first, "KV-Expires-At"));
   g_assert_nonnull (stamp);
 
   put_ok (fixture, "/kv/t?keepttl", "v2");
-  kept = request (fixture, "GET", "/kv/t", NULL);
+  kept = kv_test_fixture_request (fixture, "GET", "/kv/t", NULL);
   kv_test_assert_response (kept, 200, "v2");
   g_assert_cmpstr (kv_test_response_header (kept, "KV-Expires-At"), ==, stamp);
 
   put_ok (fixture, "/kv/t", "v3");
-  cleared = request (fixture, "GET", "/kv/t", NULL);
+  cleared = kv_test_fixture_request (fixture, "GET", "/kv/t", NULL);
   kv_test_assert_response (cleared, 200, "v3");
   g_assert_null (kv_test_response_header (cleared, "KV-Expires-At"));
 
-  both = request (fixture, "PUT", "/kv/t?ttl=5s&keepttl", "v");
+  both = kv_test_fixture_request (fixture, "PUT", "/kv/t?ttl=5s&keepttl", "v");
   kv_test_assert_response (both, 400, "invalid ttl\n");
 }
 
@@ -628,7 +596,7 @@ list_json (Fixture    *fixture,
            char      **next)
 {
   g_autofree char *path = g_strconcat ("/keys?format=json&", query, NULL);
-  g_autoptr(KvTestResponse) r = request (fixture, "GET", path, NULL);
+  g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "GET", path, NULL);
   g_autoptr(JsonNode) root = NULL;
   JsonObject *object;
   JsonArray *keys;
@@ -716,24 +684,24 @@ test_list_text_and_errors (Fixture       *fixture,
   put_ok (fixture, "/kv/uganda:capital", "Kampala");
   put_ok (fixture, "/kv/tanzania:capital", "Dodoma");
 
-  text = request (fixture, "GET", "/keys?prefix=tanzania", NULL);
+  text = kv_test_fixture_request (fixture, "GET", "/keys?prefix=tanzania", NULL);
   kv_test_assert_response (text, 200, "tanzania:capital\n");
-  all = request (fixture, "GET", "/keys", NULL);
+  all = kv_test_fixture_request (fixture, "GET", "/keys", NULL);
   kv_test_assert_response (all, 200, "kenya:capital\ntanzania:capital\nuganda:capital\n");
 
-  json = request_full (fixture, "GET", "/keys?limit=10000", accept_json, NULL);
+  json = kv_test_fixture_request_full (fixture, "GET", "/keys?limit=10000", accept_json, NULL);
   root = parse_json (json);
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (json_node_get_object (root), "keys")), ==, 3);
   g_assert_true (json_object_get_null_member (json_node_get_object (root), "next"));
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr(KvTestResponse) r = request (fixture, "GET", bad[i], NULL);
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "GET", bad[i], NULL);
       kv_test_assert_response (r, 400, "invalid limit\n");
     }
-  bad_format = request (fixture, "GET", "/keys?format=xml", NULL);
+  bad_format = kv_test_fixture_request (fixture, "GET", "/keys?format=xml", NULL);
   kv_test_assert_response (bad_format, 400, "invalid format\n");
-  post = request (fixture, "POST", "/keys", "x");
+  post = kv_test_fixture_request (fixture, "POST", "/keys", "x");
   kv_test_assert_response (post, 405, "method not allowed\n");
   g_assert_cmpstr (kv_test_response_header (post, "Allow"), ==, "GET, HEAD");
 }
@@ -748,7 +716,7 @@ test_healthz (Fixture       *fixture,
 
   g_test_summary ("/healthz answers ok");
 
-  r = request (fixture, "GET", "/healthz", NULL);
+  r = kv_test_fixture_request (fixture, "GET", "/healthz", NULL);
   kv_test_assert_response (r, 200, "ok\n");
 }
 
@@ -771,13 +739,13 @@ test_stats (Fixture       *fixture,
   put_ok (fixture, "/kv/b", "678");
   put_ok (fixture, "/kv/a", "1234567");
   {
-    g_autoptr(KvTestResponse) hit = request (fixture, "GET", "/kv/a", NULL);
-    g_autoptr(KvTestResponse) miss = request (fixture, "GET", "/kv/zzz", NULL);
-    g_autoptr(KvTestResponse) del = request (fixture, "DELETE", "/kv/b", NULL);
-    g_autoptr(KvTestResponse) failed = request_full (fixture, "DELETE", "/kv/b", must_exist, NULL);
+    g_autoptr(KvTestResponse) hit = kv_test_fixture_request (fixture, "GET", "/kv/a", NULL);
+    g_autoptr(KvTestResponse) miss = kv_test_fixture_request (fixture, "GET", "/kv/zzz", NULL);
+    g_autoptr(KvTestResponse) del = kv_test_fixture_request (fixture, "DELETE", "/kv/b", NULL);
+    g_autoptr(KvTestResponse) failed = kv_test_fixture_request_full (fixture, "DELETE", "/kv/b", must_exist, NULL);
   }
 
-  r = request (fixture, "GET", "/stats", NULL);
+  r = kv_test_fixture_request (fixture, "GET", "/stats", NULL);
   root = parse_json (r);
   stats = json_node_get_object (root);
   for (gsize i = 0; i < G_N_ELEMENTS (members); i++)
@@ -811,10 +779,10 @@ test_metrics (Fixture       *fixture,
 
   put_ok (fixture, "/kv/a", "12345");
   {
-    g_autoptr(KvTestResponse) miss = request (fixture, "GET", "/kv/zzz", NULL);
+    g_autoptr(KvTestResponse) miss = kv_test_fixture_request (fixture, "GET", "/kv/zzz", NULL);
   }
 
-  r = request (fixture, "GET", "/metrics", NULL);
+  r = kv_test_fixture_request (fixture, "GET", "/metrics", NULL);
   g_assert_cmpuint (r->status, ==, 200);
   g_assert_cmpstr (kv_test_response_header (r, "Content-Type"), ==,
                    "text/plain; version=0.0.4; charset=utf-8");
@@ -885,7 +853,7 @@ test_json_errors (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr(KvTestResponse) r = request_full (fixture, cases[i].method, cases[i].path,
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request_full (fixture, cases[i].method, cases[i].path,
                                                   cases[i].headers, cases[i].body);
       g_autoptr(JsonNode) root = NULL;
       JsonObject *object;
@@ -899,7 +867,7 @@ test_json_errors (Fixture       *fixture,
       g_assert_cmpuint (json_object_get_size (object), ==, 2);
     }
 
-  plain = request_full (fixture, "GET", "/kv/missing", json_refused, NULL);
+  plain = kv_test_fixture_request_full (fixture, "GET", "/kv/missing", json_refused, NULL);
   kv_test_assert_response (plain, 404, "key not found\n");
 }
 

@@ -9,41 +9,20 @@
 #include "kv-map-storage.h"
 #include "kv-test-utils.h"
 
-typedef struct
-{
-  KvStorage *storage;
-  KvTestServer *server;
-  SoupSession *session;
-} Fixture;
+typedef KvTestFixture Fixture;
 
 static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  user_data)
 {
-  fixture->storage = KV_STORAGE (kv_map_storage_new ());
-  fixture->server = kv_test_server_start (fixture->storage);
-  fixture->session = kv_test_session_new ();
+  kv_test_fixture_setup (fixture, NULL);
 }
 
 static void
 fixture_teardown (Fixture       *fixture,
                   gconstpointer  user_data)
 {
-  g_assert_finalize_object (fixture->session);
-  kv_test_server_stop (fixture->server);
-  g_assert_finalize_object (fixture->storage);
-}
-
-static KvTestResponse *
-request (Fixture    *fixture,
-         const char *method,
-         const char *path,
-         const char *body)
-{
-  g_autofree char *uri = kv_test_server_uri (fixture->server, path);
-  g_autoptr(GBytes) bytes = body != NULL ? g_bytes_new (body, strlen (body)) : NULL;
-
-  return kv_test_request (fixture->session, method, uri, NULL, bytes);
+  kv_test_fixture_teardown (fixture);
 }
 
 static void
@@ -55,9 +34,9 @@ test_put_get (Fixture       *fixture,
 
   g_test_summary ("PUT answers 200 with no body; GET answers the stored bytes exactly");
 
-  put = request (fixture, "PUT", "/kv/kenya:capital", "Nairobi");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/kenya:capital", "Nairobi");
   kv_test_assert_response (put, 200, "");
-  get = request (fixture, "GET", "/kv/kenya:capital", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/kenya:capital", NULL);
   kv_test_assert_response (get, 200, "Nairobi");
 }
 
@@ -71,11 +50,11 @@ test_put_overwrite (Fixture       *fixture,
 
   g_test_summary ("A second PUT replaces the value");
 
-  r1 = request (fixture, "PUT", "/kv/tanzania:capital", "Dar es Salaam");
+  r1 = kv_test_fixture_request (fixture, "PUT", "/kv/tanzania:capital", "Dar es Salaam");
   kv_test_assert_response (r1, 200, "");
-  r2 = request (fixture, "PUT", "/kv/tanzania:capital", "Dodoma");
+  r2 = kv_test_fixture_request (fixture, "PUT", "/kv/tanzania:capital", "Dodoma");
   kv_test_assert_response (r2, 200, "");
-  get = request (fixture, "GET", "/kv/tanzania:capital", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/tanzania:capital", NULL);
   kv_test_assert_response (get, 200, "Dodoma");
 }
 
@@ -87,7 +66,7 @@ test_get_missing (Fixture       *fixture,
 
   g_test_summary ("GET of an absent key answers 404 “key not found”");
 
-  get = request (fixture, "GET", "/kv/nowhere", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/nowhere", NULL);
   kv_test_assert_response (get, 404, "key not found\n");
   g_assert_cmpstr (soup_message_headers_get_content_type (get->headers, NULL), ==, "text/plain");
 }
@@ -103,13 +82,13 @@ test_delete (Fixture       *fixture,
 
   g_test_summary ("DELETE answers 200 whether or not the key was there");
 
-  put = request (fixture, "PUT", "/kv/uganda:capital", "Kampala");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/uganda:capital", "Kampala");
   kv_test_assert_response (put, 200, "");
-  del = request (fixture, "DELETE", "/kv/uganda:capital", NULL);
+  del = kv_test_fixture_request (fixture, "DELETE", "/kv/uganda:capital", NULL);
   kv_test_assert_response (del, 200, "");
-  get = request (fixture, "GET", "/kv/uganda:capital", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/uganda:capital", NULL);
   kv_test_assert_response (get, 404, "key not found\n");
-  del_again = request (fixture, "DELETE", "/kv/uganda:capital", NULL);
+  del_again = kv_test_fixture_request (fixture, "DELETE", "/kv/uganda:capital", NULL);
   kv_test_assert_response (del_again, 200, "");
 }
 
@@ -122,9 +101,9 @@ test_put_empty_value (Fixture       *fixture,
 
   g_test_summary ("PUT with an empty body answers 400 and stores nothing");
 
-  put = request (fixture, "PUT", "/kv/kenya:capital", "");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/kenya:capital", "");
   kv_test_assert_response (put, 400, "value cannot be empty\n");
-  get = request (fixture, "GET", "/kv/kenya:capital", NULL);
+  get = kv_test_fixture_request (fixture, "GET", "/kv/kenya:capital", NULL);
   kv_test_assert_response (get, 404, "key not found\n");
 }
 
@@ -138,7 +117,7 @@ test_empty_key (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (methods); i++)
     {
-      g_autoptr(KvTestResponse) r = request (fixture, methods[i], "/kv/", "foo");
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, methods[i], "/kv/", "foo");
       gboolean head = g_str_equal (methods[i], "HEAD");
 
       kv_test_assert_response (r, 400, head ? "" : "key cannot be empty\n");
@@ -155,7 +134,7 @@ test_method_not_allowed (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (methods); i++)
     {
-      g_autoptr(KvTestResponse) r = request (fixture, methods[i], "/kv/kenya:capital", "x");
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, methods[i], "/kv/kenya:capital", "x");
 
       kv_test_assert_response (r, 405, "method not allowed\n");
       g_assert_cmpstr (kv_test_response_header (r, "Allow"), ==,
@@ -172,8 +151,8 @@ test_head (Fixture       *fixture,
 
   g_test_summary ("HEAD answers like GET, without a body");
 
-  put = request (fixture, "PUT", "/kv/k", "Nairobi");
-  head = request (fixture, "HEAD", "/kv/k", NULL);
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/k", "Nairobi");
+  head = kv_test_fixture_request (fixture, "HEAD", "/kv/k", NULL);
   kv_test_assert_response (head, 200, "");
   g_assert_cmpint (soup_message_headers_get_content_length (head->headers), ==, 7);
 }
@@ -188,7 +167,7 @@ test_outside_prefix (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
     {
-      g_autoptr(KvTestResponse) r = request (fixture, "GET", paths[i], NULL);
+      g_autoptr(KvTestResponse) r = kv_test_fixture_request (fixture, "GET", paths[i], NULL);
 
       kv_test_assert_response (r, 404, "not found\n");
     }
@@ -206,7 +185,7 @@ test_range_ignored (Fixture       *fixture,
 
   g_test_summary ("A Range header is ignored: the whole value comes back once");
 
-  put = request (fixture, "PUT", "/kv/k", "0123456789");
+  put = kv_test_fixture_request (fixture, "PUT", "/kv/k", "0123456789");
   soup_message_headers_append (soup_message_get_request_headers (msg), "Range",
                                "bytes=0-,0-,0-,0-,0-,0-");
   body = soup_session_send_and_read (fixture->session, msg, NULL, &error);
