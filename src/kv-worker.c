@@ -33,6 +33,7 @@ struct _KvWorker
   gboolean ready;
   guint n_connections;  /* (atomic) */
   guint abandoned;      /* set when the server stops */
+  GError *stop_error;   /* (owned) (nullable): likewise */
 };
 
 G_DEFINE_FINAL_TYPE (KvWorker, kv_worker, G_TYPE_OBJECT)
@@ -84,6 +85,7 @@ kv_worker_finalize (GObject *object)
   g_clear_object (&self->storage);
   g_clear_object (&self->config);
   g_clear_object (&self->stats);
+  g_clear_error (&self->stop_error);
 
   G_OBJECT_CLASS (kv_worker_parent_class)->finalize (object);
 }
@@ -199,23 +201,37 @@ kv_worker_get_n_requests_abandoned (KvWorker *self)
   return self->abandoned;
 }
 
+/* Runs in the caller's main context. */
+static gboolean
+return_stop (gpointer data)
+{
+  g_autoptr(GTask) task = data;
+  KvWorker *self = g_task_get_source_object (task);
+
+  if (self->stop_error != NULL)
+    g_task_return_error (task, g_steal_pointer (&self->stop_error));
+  else
+    g_task_return_boolean (task, TRUE);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs in the worker's thread. */
 static void
 on_server_stopped (GObject      *source,
                    GAsyncResult *result,
                    gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
+  GTask *task = user_data;
   KvWorker *self = g_task_get_source_object (task);
-  g_autoptr(GError) error = NULL;
 
-  /* Returned from the worker's thread: GTask calls back in the caller's. */
-  if (kv_server_stop_finish (KV_SERVER (source), result, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    {
-      self->abandoned = kv_server_get_n_requests_in_flight (KV_SERVER (source));
-      g_task_return_error (task, g_steal_pointer (&error));
-    }
+  if (!kv_server_stop_finish (KV_SERVER (source), result, &self->stop_error))
+    self->abandoned = kv_server_get_n_requests_in_flight (KV_SERVER (source));
+
+  /* The task, and its reference to the worker, are let go of in the
+   * caller's thread: were the worker's last reference dropped here,
+   * finalize would have to join the very thread it runs in. */
+  g_main_context_invoke (g_task_get_context (task), return_stop, task);
 }
 
 static gboolean
