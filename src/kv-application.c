@@ -466,6 +466,7 @@ stop (KvApplication *self,
 {
   g_autofree char *state = NULL;
   guint timeout;
+  guint in_flight;
 
   if (self->stop_cancellable != NULL)
     {
@@ -487,8 +488,10 @@ stop (KvApplication *self,
                           on_worker_stopped, self);
   remove_unix_socket (self);
 
-  state = g_strdup_printf ("STOPPING=1\nSTATUS=Stopping, requests in flight: %u",
-                           kv_server_get_n_requests_in_flight (self->server));
+  in_flight = kv_server_get_n_requests_in_flight (self->server);
+  for (guint i = 0; i < self->workers->len; i++)
+    in_flight += kv_worker_get_n_requests_in_flight (g_ptr_array_index (self->workers, i));
+  state = g_strdup_printf ("STOPPING=1\nSTATUS=Stopping, requests in flight: %u", in_flight);
   notify (self, state);
 
   timeout = kv_config_get_shutdown_timeout (self->config);

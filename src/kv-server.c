@@ -42,6 +42,7 @@ struct _KvServer
 
   /* Requests in flight, and the graceful stop that waits for them. */
   GHashTable *in_flight;    /* (element-type SoupServerMessage) (owned) weak refs */
+  guint n_in_flight;        /* (atomic): its size, for other threads to read */
   GTask *stop_task;         /* (owned) (nullable) */
   GSource *stop_cancelled;  /* (owned) (nullable) */
 
@@ -1222,6 +1223,7 @@ request_ended (KvServer *self,
 {
   if (!g_hash_table_remove (self->in_flight, msg))
     return;
+  g_atomic_int_set (&self->n_in_flight, g_hash_table_size (self->in_flight));
   if (self->stop_task != NULL && g_hash_table_size (self->in_flight) == 0)
     complete_stop (self, TRUE);
 }
@@ -1241,7 +1243,10 @@ on_tracked_request_started (SoupServer        *soup,
   KvServer *self = user_data;
 
   if (g_hash_table_add (self->in_flight, msg))
-    g_object_weak_ref (G_OBJECT (msg), request_gone, self);
+    {
+      g_object_weak_ref (G_OBJECT (msg), request_gone, self);
+      g_atomic_int_set (&self->n_in_flight, g_hash_table_size (self->in_flight));
+    }
 
   if (self->stop_task != NULL)
     close_after_response (msg);
@@ -1317,6 +1322,7 @@ untrack_requests (KvServer *self)
   while (g_hash_table_iter_next (&iter, &msg, NULL))
     g_object_weak_unref (msg, request_gone, self);
   g_clear_pointer (&self->in_flight, g_hash_table_unref);
+  g_atomic_int_set (&self->n_in_flight, 0);
 }
 
 /* Closes the listening sockets; connections already accepted go on. One
@@ -1432,6 +1438,8 @@ kv_server_stop_finish (KvServer      *self,
 /**
  * kv_server_get_n_requests_in_flight:
  *
+ * Safe to call from any thread.
+ *
  * Returns: how many requests are being read or answered
  */
 guint
@@ -1439,7 +1447,7 @@ kv_server_get_n_requests_in_flight (KvServer *self)
 {
   g_return_val_if_fail (KV_IS_SERVER (self), 0);
 
-  return g_hash_table_size (self->in_flight);
+  return g_atomic_int_get (&self->n_in_flight);
 }
 
 /**

@@ -188,6 +188,20 @@ kv_worker_get_n_connections (KvWorker *self)
 }
 
 /**
+ * kv_worker_get_n_requests_in_flight:
+ *
+ * Returns: how many requests the worker's server is reading or answering
+ */
+guint
+kv_worker_get_n_requests_in_flight (KvWorker *self)
+{
+  g_return_val_if_fail (KV_IS_WORKER (self), 0);
+
+  /* The server exists from kv_worker_new() until the thread ends. */
+  return self->server != NULL ? kv_server_get_n_requests_in_flight (self->server) : 0;
+}
+
+/**
  * kv_worker_get_n_requests_abandoned:
  *
  * Returns: how many requests were still in flight when a stop was cut

@@ -18,6 +18,7 @@ KvWorker *kv_worker_new          (KvStorage            *storage,
 void      kv_worker_attach       (KvWorker             *self,
                                   KvListener           *listener);
 guint     kv_worker_get_n_connections (KvWorker           *self);
+guint     kv_worker_get_n_requests_in_flight (KvWorker *self);
 guint     kv_worker_get_n_requests_abandoned (KvWorker *self);
 void      kv_worker_stop_async   (KvWorker             *self,
                                   GCancellable         *cancellable,

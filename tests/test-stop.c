@@ -327,33 +327,40 @@ test_timeout (void)
 static void
 test_second_signal (void)
 {
-  const char *args[] = { "--shutdown-timeout=60", NULL };
+  const char *args[] = { "--shutdown-timeout=60", "--threads=2", NULL };
   KvTestDaemon *daemon = kv_test_daemon_start (args);
   g_autoptr(GSocket) stuck = NULL;
+  g_autoptr(GSocket) stuck_on_worker = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *stopping = NULL;
   g_autofree char *log = NULL;
   gint64 signalled;
 
-  g_test_summary ("A second signal during a graceful stop exits at once, with status 1");
+  g_test_summary ("A second signal during a graceful stop exits at once, with status 1; "
+                  "requests in flight on every thread are counted");
 
+  /* Two connections: the listener hands one to each of the two threads. */
   stuck = client_connect (kv_test_daemon_get_port (daemon), &error);
   g_assert_no_error (error);
   start_put (stuck, "k", "never-finished", 5);
+  stuck_on_worker = client_connect (kv_test_daemon_get_port (daemon), &error);
+  g_assert_no_error (error);
+  start_put (stuck_on_worker, "j", "never-finished", 5);
 
   kv_test_daemon_signal (daemon, SIGTERM);
   stopping = kv_test_daemon_wait_notify (daemon, "STOPPING=1", 10 * 1000);
-  g_assert_cmpstr (stopping, ==, "STOPPING=1\nSTATUS=Stopping, requests in flight: 1");
+  g_assert_cmpstr (stopping, ==, "STOPPING=1\nSTATUS=Stopping, requests in flight: 2");
 
   kv_test_daemon_signal (daemon, SIGINT);
   signalled = g_get_monotonic_time ();
   g_assert_cmpint (kv_test_daemon_wait (daemon), ==, 1);
   g_assert_cmpint (g_get_monotonic_time () - signalled, <, 5 * G_USEC_PER_SEC);
   g_assert_null (client_receive (stuck));
+  g_assert_null (client_receive (stuck_on_worker));
 
   log = kv_test_daemon_dup_log (daemon);
   g_assert_nonnull (strstr (log, "Stopped at once on a second signal after SIGTERM; "
-                                 "requests served: 0, abandoned: 1\n"));
+                                 "requests served: 0, abandoned: 2\n"));
   kv_test_daemon_free (daemon);
 }
 
