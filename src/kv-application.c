@@ -90,12 +90,6 @@ notify (KvApplication *self,
     }
 }
 
-static guint64
-n_requests_served (KvApplication *self)
-{
-  return kv_stats_get (kv_server_get_stats (self->server), KV_STAT_REQUESTS);
-}
-
 static char *
 dup_status (KvApplication *self)
 {
@@ -104,7 +98,7 @@ dup_status (KvApplication *self)
   kv_storage_get_info (self->storage, &info);
   return g_strdup_printf ("STATUS=Keys: %" G_GUINT64_FORMAT
                           ", requests served: %" G_GUINT64_FORMAT,
-                          info.keys, n_requests_served (self));
+                          info.keys, kv_server_get_n_requests_served (self->server));
 }
 
 /* STATUS= follows the requests of every thread, at most once a second, and
@@ -113,7 +107,7 @@ static gboolean
 send_status (gpointer user_data)
 {
   KvApplication *self = user_data;
-  guint64 requests = n_requests_served (self);
+  guint64 requests = kv_server_get_n_requests_served (self->server);
   g_autofree char *status = NULL;
 
   if (requests == self->status_requests)
@@ -414,7 +408,8 @@ stop_done (KvApplication *self)
     how = "gracefully";
 
   g_message ("Stopped %s after %s; requests served: %" G_GUINT64_FORMAT ", abandoned: %u",
-             how, self->stop_signal, n_requests_served (self), self->stop_abandoned);
+             how, self->stop_signal, kv_server_get_n_requests_served (self->server),
+             self->stop_abandoned);
 
   g_application_quit (G_APPLICATION (self));
 }

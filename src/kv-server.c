@@ -908,10 +908,7 @@ KvServer *
 kv_server_new (KvStorage *storage,
                KvConfig  *config)
 {
-  g_return_val_if_fail (KV_IS_STORAGE (storage), NULL);
-  g_return_val_if_fail (config == NULL || KV_IS_CONFIG (config), NULL);
-
-  return g_object_new (KV_TYPE_SERVER, "storage", storage, "config", config, NULL);
+  return kv_server_new_full (storage, config, NULL);
 }
 
 /**
