@@ -15,8 +15,8 @@
 
 #include "kv-application.h"
 #include "kv-config.h"
-#include "kv-map-storage.h"
-#include "kv-server.h"
+#include "storage/kv-map-storage.h"
+#include "http/kv-server.h"
 #include "kv-systemd.h"
 #include "kv-worker.h"
 

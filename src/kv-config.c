@@ -15,7 +15,7 @@
 #include <glib/gi18n.h>
 
 #include "kv-config.h"
-#include "kv-entry.h"
+#include "storage/kv-entry.h"
 
 struct _KvConfig
 {

@@ -4,8 +4,8 @@
  */
 #pragma once
 
-#include "kv-listener.h"
-#include "kv-server.h"
+#include "net/kv-listener.h"
+#include "http/kv-server.h"
 
 G_BEGIN_DECLS
 

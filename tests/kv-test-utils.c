@@ -10,7 +10,7 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-utils.h"
 
 struct _KvTestServer

@@ -6,7 +6,7 @@
 
 #include <libsoup/soup.h>
 
-#include "kv-server.h"
+#include "http/kv-server.h"
 
 G_BEGIN_DECLS
 

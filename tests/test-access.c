@@ -9,9 +9,9 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 
-#include "kv-guard.h"
-#include "kv-map-storage.h"
-#include "kv-peer.h"
+#include "net/kv-guard.h"
+#include "storage/kv-map-storage.h"
+#include "net/kv-peer.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
 

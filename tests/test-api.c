@@ -7,7 +7,7 @@
 #include <string.h>
 #include <json-glib/json-glib.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
 

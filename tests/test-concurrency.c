@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
 

@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
 

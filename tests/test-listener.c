@@ -6,8 +6,8 @@
 
 #include <sys/resource.h>
 
-#include "kv-listener.h"
-#include "kv-map-storage.h"
+#include "net/kv-listener.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
 #include "kv-worker.h"

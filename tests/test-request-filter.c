@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "kv-request-filter.h"
+#include "net/kv-request-filter.h"
 
 #define H "Host: localhost\r\n"
 

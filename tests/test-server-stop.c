@@ -7,8 +7,8 @@
 
 #include <string.h>
 
-#include "kv-map-storage.h"
-#include "kv-server.h"
+#include "storage/kv-map-storage.h"
+#include "http/kv-server.h"
 
 /* The server runs in the test's main context, which the test iterates
  * while its clients, plain blocking sockets, wait. */

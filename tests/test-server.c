@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 #include "kv-test-utils.h"
 
 typedef KvTestFixture Fixture;

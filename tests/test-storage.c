@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kv-map-storage.h"
+#include "storage/kv-map-storage.h"
 
 typedef struct
 {

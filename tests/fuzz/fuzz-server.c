@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "kv-map-storage.h"
-#include "kv-server.h"
+#include "storage/kv-map-storage.h"
+#include "http/kv-server.h"
 
 /* Past this, a connection the client closed is stuck: a bug. */
 #define RELEASE_TIMEOUT_US (3 * G_USEC_PER_SEC)

@@ -5,7 +5,7 @@
  */
 #pragma once
 
-#include "kv-entry.h"
+#include "storage/kv-entry.h"
 
 G_BEGIN_DECLS
 

@@ -6,8 +6,8 @@
 
 #include <gio/gio.h>
 
-#include "kv-condition.h"
-#include "kv-entry.h"
+#include "storage/kv-condition.h"
+#include "storage/kv-entry.h"
 
 G_BEGIN_DECLS
 

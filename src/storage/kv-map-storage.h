@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "kv-storage.h"
+#include "storage/kv-storage.h"
 
 G_BEGIN_DECLS
 

@@ -11,7 +11,7 @@
 
 #include <json-glib/json-glib.h>
 
-#include "kv-guard.h"
+#include "net/kv-guard.h"
 #include "kv-server.h"
 
 #define KV_PREFIX "/kv/"

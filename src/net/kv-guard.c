@@ -38,9 +38,9 @@
 #include <netinet/tcp.h>
 
 #include "kv-guard.h"
-#include "kv-peer.h"
-#include "kv-request-filter.h"
-#include "kv-socket-stream.h"
+#include "net/kv-peer.h"
+#include "net/kv-request-filter.h"
+#include "net/kv-socket-stream.h"
 
 /* How long a refused client has to read its answer before we close. */
 #define LINGER_MS 1000

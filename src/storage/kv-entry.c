@@ -18,7 +18,7 @@
 
 #include <gio/gio.h>
 
-#include "kv-entry-private.h"
+#include "storage/kv-entry-private.h"
 
 #define KEY_LEN_MASK 0x3fff
 #define HAS_TTL_FLAG 0x8000

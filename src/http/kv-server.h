@@ -7,9 +7,9 @@
 #include <libsoup/soup.h>
 
 #include "kv-config.h"
-#include "kv-listener.h"
-#include "kv-stats.h"
-#include "kv-storage.h"
+#include "net/kv-listener.h"
+#include "http/kv-stats.h"
+#include "storage/kv-storage.h"
 
 G_BEGIN_DECLS
 

@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "kv-entry-private.h"
+#include "storage/kv-entry-private.h"
 #include "kv-map-storage.h"
 
 /* Entries reclaimed per write-lock hold, and how often the sweeper looks. */
