@@ -15,18 +15,24 @@
 
 #include "kv-application.h"
 #include "kv-config.h"
-#include "storage/kv-map-storage.h"
+#include "http/kv-response.h"
 #include "http/kv-server.h"
 #include "kv-systemd.h"
 #include "kv-worker.h"
+#include "net/kv-listener.h"
+#include "storage/kv-map-storage.h"
 
 struct _KvApplication
 {
   GApplication parent_instance;
 
+  /* What the application builds, in this order: settings, the store, the
+   * access policy, the listener, then the servers that share the store. */
   KvConfig *config;
   KvStorage *storage;
-  KvServer *server;
+  KvAccessPolicy *policy;
+  KvListener *listener;
+  KvServer *server;     /* the main thread's */
   GPtrArray *workers;   /* (element-type KvWorker): threads beside the main one */
   guint sigint_id;
   guint sigterm_id;
@@ -474,8 +480,11 @@ stop (KvApplication *self,
   self->stop_cancellable = g_cancellable_new ();
   g_clear_handle_id (&self->status_id, g_source_remove);
 
-  /* Every thread drains its own requests; the last one to finish ends the
-   * process. */
+  /* No new connection from now on. One that systemd passed stays open in
+   * the service manager, which queues new connections for the next
+   * start. Then every thread drains its own requests; the last one to
+   * finish ends the process. */
+  kv_listener_close (self->listener);
   self->stop_pending = 1 + self->workers->len;
   kv_server_stop_async (self->server, self->stop_cancellable, on_server_stopped, self);
   for (guint i = 0; i < self->workers->len; i++)
@@ -510,21 +519,45 @@ on_sigint (gpointer user_data)
 }
 
 static void
+on_connection (GSocket  *socket,
+               gpointer  user_data)
+{
+  KvApplication *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (self->server == NULL || !kv_server_accept_connection (self->server, socket, &error))
+    g_debug ("Dropping a connection: %s", error != NULL ? error->message : "stopping");
+}
+
+static void
 kv_application_startup (GApplication *application)
 {
   KvApplication *self = KV_APPLICATION (application);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) sockets = NULL;
   g_autoptr(GPtrArray) where = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GBytes) forbidden = NULL;
   g_auto(GStrv) names = NULL;
   g_autofree char *listening = NULL;
   g_autofree char *ready = NULL;
+  KvLimits limits;
   guint64 watchdog_usec;
 
   G_APPLICATION_CLASS (kv_application_parent_class)->startup (application);
 
+  kv_config_get_limits (self->config, &limits);
   self->storage = KV_STORAGE (kv_map_storage_new ());
-  self->server = kv_server_new (self->storage, self->config);
+  self->policy = kv_access_policy_new (kv_config_get_token_file (self->config),
+                                       kv_config_get_allow_origin (self->config), &error);
+  if (self->policy == NULL)
+    {
+      fail (self, NULL, error);
+      return;
+    }
+
+  /* The answer to another user's connection is the same every time. */
+  forbidden = kv_response_build_refusal (SOUP_STATUS_FORBIDDEN, "forbidden", NULL, NULL, FALSE);
+  self->listener = kv_listener_new (kv_config_get_max_connections (self->config), forbidden);
 
   sockets = open_listen_sockets (self, &names, &error);
   if (sockets == NULL)
@@ -535,34 +568,36 @@ kv_application_startup (GApplication *application)
 
   for (guint i = 0; i < sockets->len; i++)
     {
-      char *description = describe_socket (sockets->pdata[i]);
+      GSocket *socket = sockets->pdata[i];
+      g_autofree char *description = describe_socket (socket);
+      g_autoptr(GSocketAddress) address = g_socket_get_local_address (socket, &error);
 
-      if (!kv_server_listen_socket (self->server, sockets->pdata[i], &error))
+      if (address == NULL ||
+          !kv_access_policy_check_address (self->policy, address, &error) ||
+          !kv_listener_add_socket (self->listener, socket, &error))
         {
           g_autofree char *what = g_strdup_printf (_("cannot listen on %s"), description);
 
-          g_free (description);
           fail (self, what, error);
           return;
         }
 
       if (names != NULL)
-        {
-          g_ptr_array_add (where, g_strdup_printf ("%s (%s)", description, names[i]));
-          g_free (description);
-        }
+        g_ptr_array_add (where, g_strdup_printf ("%s (%s)", description, names[i]));
       else
-        g_ptr_array_add (where, description);
+        g_ptr_array_add (where, g_steal_pointer (&description));
     }
 
   /* The main thread accepts and serves; each further thread serves the
    * connections the listener hands it in turn. */
+  self->server = kv_server_new (self->storage, NULL, &limits, self->policy);
+  kv_listener_add_target (self->listener, NULL, on_connection, self, NULL);
   for (guint i = 1; i < kv_config_get_threads (self->config); i++)
     {
-      KvWorker *worker = kv_worker_new (self->storage, self->config,
-                                        kv_server_get_stats (self->server));
+      KvWorker *worker = kv_worker_new (self->storage, kv_server_get_stats (self->server),
+                                        &limits, self->policy);
 
-      kv_worker_attach (worker, kv_server_get_listener (self->server));
+      kv_worker_attach (worker, self->listener);
       g_ptr_array_add (self->workers, worker);
     }
 
@@ -620,9 +655,13 @@ kv_application_shutdown (GApplication *application)
   g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
   g_clear_object (&self->stop_cancellable);
   remove_unix_socket (self);
-  /* The server first: it closes the listener that feeds the workers. */
+  /* The listener first: nothing is on its way to a server any more. */
+  if (self->listener != NULL)
+    kv_listener_close (self->listener);
+  g_clear_object (&self->listener);
   g_clear_object (&self->server);
   g_ptr_array_set_size (self->workers, 0);
+  g_clear_object (&self->policy);
   g_clear_object (&self->storage);
 
   G_APPLICATION_CLASS (kv_application_parent_class)->shutdown (application);

@@ -807,3 +807,25 @@ kv_config_get_allow_origin (KvConfig *self)
   g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
   return (const char * const *) self->allow_origin;
 }
+
+/**
+ * kv_config_get_limits:
+ * @self: a #KvConfig
+ * @limits: (out caller-allocates): the limits every request is held to
+ */
+void
+kv_config_get_limits (KvConfig *self,
+                      KvLimits *limits)
+{
+  g_return_if_fail (KV_IS_CONFIG (self));
+  g_return_if_fail (limits != NULL);
+
+  *limits = (KvLimits) {
+    .max_value_size = self->max_value_size,
+    .max_key_size = self->max_key_size,
+    .max_header_size = self->max_header_size,
+    .max_headers = self->max_headers,
+    .request_timeout = self->request_timeout,
+    .idle_timeout = self->idle_timeout,
+  };
+}

@@ -7,6 +7,8 @@
 
 #include <gio/gio.h>
 
+#include "http/kv-limits.h"
+
 G_BEGIN_DECLS
 
 #define KV_CONFIG_GROUP "server"
@@ -56,5 +58,7 @@ guint         kv_config_get_request_timeout (KvConfig *self);
 guint         kv_config_get_idle_timeout    (KvConfig *self);
 const char   *kv_config_get_token_file      (KvConfig *self);
 const char * const *kv_config_get_allow_origin (KvConfig *self);
+void          kv_config_get_limits          (KvConfig      *self,
+                                             KvLimits      *limits);
 
 G_END_DECLS

@@ -20,8 +20,9 @@ struct _KvWorker
   GObject parent_instance;
 
   KvStorage *storage;   /* (owned) */
-  KvConfig *config;     /* (owned) */
   KvStats *stats;       /* (owned) */
+  KvLimits limits;      /* for the server to start with */
+  KvAccessPolicy *policy; /* (owned) likewise */
 
   GThread *thread;
   GMainContext *context;
@@ -34,6 +35,13 @@ struct _KvWorker
   guint n_connections;  /* (atomic) */
   guint abandoned;      /* set when the server stops */
   GError *stop_error;   /* (owned) (nullable): likewise */
+
+  /* The server's stop is cancelled in the worker's thread, never in the
+   * caller's: a GCancellableSource disposed in one thread while another is
+   * still in g_cancellable_cancel() leaks (GLib before 2.84,
+   * GNOME/glib#3448). */
+  GCancellable *stop_cancellable;  /* (owned): the server's */
+  gulong stop_cancelled_id;        /* on the caller's cancellable */
 };
 
 G_DEFINE_FINAL_TYPE (KvWorker, kv_worker, G_TYPE_OBJECT)
@@ -45,7 +53,7 @@ worker_thread (gpointer data)
 
   g_main_context_push_thread_default (self->context);
 
-  self->server = kv_server_new_full (self->storage, self->config, self->stats);
+  self->server = kv_server_new (self->storage, self->stats, &self->limits, self->policy);
 
   g_mutex_lock (&self->lock);
   self->ready = TRUE;
@@ -83,9 +91,10 @@ kv_worker_finalize (GObject *object)
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   g_clear_object (&self->storage);
-  g_clear_object (&self->config);
+  g_clear_object (&self->policy);
   g_clear_object (&self->stats);
   g_clear_error (&self->stop_error);
+  g_clear_object (&self->stop_cancellable);
 
   G_OBJECT_CLASS (kv_worker_parent_class)->finalize (object);
 }
@@ -103,33 +112,38 @@ kv_worker_init (KvWorker *self)
 {
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
+  self->stop_cancellable = g_cancellable_new ();
 }
 
 /**
  * kv_worker_new:
  * @storage: the store, shared with every other worker
- * @config: the settings
  * @stats: the counters, shared with every other worker
+ * @limits: the limits of every request
+ * @policy: (nullable): who may ask, as for kv_server_new()
  *
  * Starts a thread running a #KvServer, and returns once the server exists.
  *
  * Returns: (transfer full): the worker
  */
 KvWorker *
-kv_worker_new (KvStorage *storage,
-               KvConfig  *config,
-               KvStats   *stats)
+kv_worker_new (KvStorage      *storage,
+               KvStats        *stats,
+               const KvLimits *limits,
+               KvAccessPolicy *policy)
 {
   KvWorker *self;
 
   g_return_val_if_fail (KV_IS_STORAGE (storage), NULL);
-  g_return_val_if_fail (KV_IS_CONFIG (config), NULL);
   g_return_val_if_fail (KV_IS_STATS (stats), NULL);
+  g_return_val_if_fail (limits != NULL, NULL);
+  g_return_val_if_fail (policy == NULL || KV_IS_ACCESS_POLICY (policy), NULL);
 
   self = g_object_new (KV_TYPE_WORKER, NULL);
   self->storage = g_object_ref (storage);
-  self->config = g_object_ref (config);
   self->stats = g_object_ref (stats);
+  self->limits = *limits;
+  self->policy = policy != NULL ? g_object_ref (policy) : NULL;
   self->context = g_main_context_new ();
   self->loop = g_main_loop_new (self->context, FALSE);
   self->thread = g_thread_new ("kv-worker", worker_thread, self);
@@ -172,6 +186,68 @@ kv_worker_attach (KvWorker   *self,
   g_return_if_fail (KV_IS_LISTENER (listener));
 
   kv_listener_add_target (listener, self->context, on_connection, self, NULL);
+}
+
+typedef struct
+{
+  /* (unowned): finalizing the worker runs the thread's pending sources,
+   * this one included, before the thread ends; and a reference dropped
+   * in the worker's thread could not join it. */
+  KvWorker *worker;
+  KvLimits limits;
+  KvAccessPolicy *policy;       /* (owned) (nullable) */
+} Settings;
+
+static void
+settings_free (gpointer data)
+{
+  Settings *settings = data;
+
+  g_clear_object (&settings->policy);
+  g_free (settings);
+}
+
+/* Runs in the worker's thread. */
+static gboolean
+apply_settings (gpointer data)
+{
+  Settings *settings = data;
+  KvServer *server = settings->worker->server;
+
+  if (server != NULL)
+    {
+      kv_server_set_limits (server, &settings->limits);
+      if (settings->policy != NULL)
+        kv_server_set_policy (server, settings->policy);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * kv_worker_reconfigure:
+ * @self: a #KvWorker
+ * @limits: new limits
+ * @policy: (nullable): a new policy, or %NULL to keep the one in force
+ *
+ * Hands new settings to the worker's server, which applies them in its
+ * own thread from its next request on.
+ */
+void
+kv_worker_reconfigure (KvWorker       *self,
+                       const KvLimits *limits,
+                       KvAccessPolicy *policy)
+{
+  Settings *settings;
+
+  g_return_if_fail (KV_IS_WORKER (self));
+  g_return_if_fail (limits != NULL);
+
+  settings = g_new0 (Settings, 1);
+  settings->worker = self;
+  settings->limits = *limits;
+  settings->policy = policy != NULL ? g_object_ref (policy) : NULL;
+  g_main_context_invoke_full (self->context, G_PRIORITY_DEFAULT, apply_settings, settings,
+                              settings_free);
 }
 
 /**
@@ -222,6 +298,9 @@ return_stop (gpointer data)
   g_autoptr(GTask) task = data;
   KvWorker *self = g_task_get_source_object (task);
 
+  g_cancellable_disconnect (g_task_get_cancellable (task), self->stop_cancelled_id);
+  self->stop_cancelled_id = 0;
+
   if (self->stop_error != NULL)
     g_task_return_error (task, g_steal_pointer (&self->stop_error));
   else
@@ -254,9 +333,31 @@ start_stop (gpointer user_data)
   GTask *task = user_data;
   KvWorker *self = g_task_get_source_object (task);
 
-  kv_server_stop_async (self->server, g_task_get_cancellable (task), on_server_stopped, task);
+  kv_server_stop_async (self->server, self->stop_cancellable, on_server_stopped, task);
 
   return G_SOURCE_REMOVE;
+}
+
+/* Runs in the worker's thread. */
+static gboolean
+cancel_stop (gpointer user_data)
+{
+  KvWorker *self = user_data;
+
+  g_cancellable_cancel (self->stop_cancellable);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs in whichever thread cancels the caller's cancellable. */
+static void
+on_stop_cancel_requested (GCancellable *cancellable,
+                          gpointer      user_data)
+{
+  KvWorker *self = user_data;
+
+  /* Always queued: the worker's loop owns its context. */
+  g_main_context_invoke (self->context, cancel_stop, self);
 }
 
 /**
@@ -282,6 +383,11 @@ kv_worker_stop_async (KvWorker            *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, kv_worker_stop_async);
   g_main_context_invoke (self->context, start_stop, task);
+  /* Runs on_stop_cancel_requested() at once if it is cancelled already. */
+  if (cancellable != NULL)
+    self->stop_cancelled_id = g_cancellable_connect (cancellable,
+                                                     G_CALLBACK (on_stop_cancel_requested),
+                                                     self, NULL);
 }
 
 gboolean

@@ -13,8 +13,12 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (KvWorker, kv_worker, KV, WORKER, GObject)
 
 KvWorker *kv_worker_new          (KvStorage            *storage,
-                                  KvConfig             *config,
-                                  KvStats              *stats);
+                                  KvStats              *stats,
+                                  const KvLimits       *limits,
+                                  KvAccessPolicy       *policy);
+void      kv_worker_reconfigure  (KvWorker             *self,
+                                  const KvLimits       *limits,
+                                  KvAccessPolicy       *policy);
 void      kv_worker_attach       (KvWorker             *self,
                                   KvListener           *listener);
 guint     kv_worker_get_n_connections (KvWorker           *self);

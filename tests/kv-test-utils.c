@@ -10,88 +10,142 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 
+#include "http/kv-response.h"
 #include "storage/kv-map-storage.h"
 #include "kv-test-utils.h"
 
 struct _KvTestServer
 {
+  KvStorage *storage;
+  KvConfig *config;
+  GSocket *socket;              /* (nullable) */
+  KvAccessPolicy *policy;
+  KvWorker *worker;
+  guint16 port;
+
+  /* The listener accepts in a thread of its own, as the daemon's main
+   * thread does, while the test's thread blocks in its clients. */
   GThread *thread;
   GMainContext *context;
   GMainLoop *loop;
-  KvStorage *storage;
-  KvConfig *config;
-  KvServer *server;
-  guint16 port;
-
+  KvListener *listener;
+  GError *error;
   GMutex lock;
   GCond cond;
   gboolean ready;
 };
 
+static gboolean
+listen_here (KvTestServer  *ts,
+             GError       **error)
+{
+  g_autoptr(GBytes) forbidden = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+
+  forbidden = kv_response_build_refusal (SOUP_STATUS_FORBIDDEN, "forbidden", NULL, NULL, FALSE);
+  ts->listener = kv_listener_new (kv_config_get_max_connections (ts->config), forbidden);
+  if (ts->socket != NULL)
+    {
+      address = g_socket_get_local_address (ts->socket, error);
+      return address != NULL && kv_access_policy_check_address (ts->policy, address, error) &&
+             kv_listener_add_socket (ts->listener, ts->socket, error);
+    }
+
+  address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  return kv_listener_add_address (ts->listener, address, error) != NULL;
+}
+
 static gpointer
-server_thread (gpointer data)
+listener_thread (gpointer data)
 {
   KvTestServer *ts = data;
-  g_autoptr(GError) error = NULL;
 
   g_main_context_push_thread_default (ts->context);
 
-  ts->server = kv_server_new (ts->storage, ts->config);
-  kv_server_listen (ts->server, "127.0.0.1", 0, &error);
-  g_assert_no_error (error);
-  ts->port = kv_server_get_port (ts->server);
+  if (listen_here (ts, &ts->error))
+    {
+      ts->port = kv_listener_get_port (ts->listener);
+      kv_worker_attach (ts->worker, ts->listener);
+    }
 
   g_mutex_lock (&ts->lock);
   ts->ready = TRUE;
   g_cond_signal (&ts->cond);
   g_mutex_unlock (&ts->lock);
 
-  g_main_loop_run (ts->loop);
+  if (ts->error == NULL)
+    g_main_loop_run (ts->loop);
 
-  /* The server must not be kept alive by anything but us. */
-  g_assert_cmpint (G_OBJECT (ts->server)->ref_count, ==, 1);
-  g_clear_object (&ts->server);
+  /* Nothing may be on its way to the worker once we are done. */
+  kv_listener_close (ts->listener);
+  g_assert_finalize_object (g_steal_pointer (&ts->listener));
   while (g_main_context_iteration (ts->context, FALSE))
     ;
-
   g_main_context_pop_thread_default (ts->context);
   return NULL;
 }
 
+static void kv_test_server_free (KvTestServer *ts);
+
 /**
- * kv_test_server_start_with_config:
+ * kv_test_server_start_full:
  * @storage: the store to serve
  * @config: (nullable): settings, or %NULL for the defaults
+ * @socket: (nullable): a listening socket to serve, or %NULL for
+ *   127.0.0.1 on a free port
+ * @error: return location for a #GError
  *
- * Returns: (transfer full): a running server
+ * Builds what the daemon builds, on a smaller scale: an access policy, a
+ * listener in a thread of its own, and one KvWorker serving what it
+ * accepts, so that tests can use blocking clients.
+ *
+ * Returns: (transfer full) (nullable): a running server, or %NULL if the
+ *   settings refuse to listen where asked
  */
 KvTestServer *
-kv_test_server_start_with_config (KvStorage *storage,
-                                  KvConfig  *config)
+kv_test_server_start_full (KvStorage  *storage,
+                           KvConfig   *config,
+                           GSocket    *socket,
+                           GError    **error)
 {
-  KvTestServer *ts = g_new0 (KvTestServer, 1);
+  g_autoptr(KvStats) stats = kv_stats_new ();
+  KvTestServer *ts;
+  KvLimits limits;
 
+  ts = g_new0 (KvTestServer, 1);
   ts->storage = g_object_ref (storage);
-  ts->config = config != NULL ? g_object_ref (config) : NULL;
-  ts->context = g_main_context_new ();
-  ts->loop = g_main_loop_new (ts->context, FALSE);
+  ts->config = config != NULL ? g_object_ref (config) : kv_config_new ();
+  ts->socket = socket != NULL ? g_object_ref (socket) : NULL;
   g_mutex_init (&ts->lock);
   g_cond_init (&ts->cond);
 
-  ts->thread = g_thread_new ("kv-test-server", server_thread, ts);
+  ts->policy = kv_access_policy_new (kv_config_get_token_file (ts->config),
+                                     kv_config_get_allow_origin (ts->config), error);
+  if (ts->policy == NULL)
+    {
+      kv_test_server_free (ts);
+      return NULL;
+    }
 
+  kv_config_get_limits (ts->config, &limits);
+  ts->worker = kv_worker_new (storage, stats, &limits, ts->policy);
+
+  ts->context = g_main_context_new ();
+  ts->loop = g_main_loop_new (ts->context, FALSE);
+  ts->thread = g_thread_new ("kv-test-listener", listener_thread, ts);
   g_mutex_lock (&ts->lock);
   while (!ts->ready)
     g_cond_wait (&ts->cond, &ts->lock);
   g_mutex_unlock (&ts->lock);
 
-  return ts;
-}
+  if (ts->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&ts->error));
+      kv_test_server_free (ts);
+      return NULL;
+    }
 
-KvTestServer *
-kv_test_server_start (KvStorage *storage)
-{
-  return kv_test_server_start_with_config (storage, NULL);
+  return ts;
 }
 
 static gboolean
@@ -101,25 +155,69 @@ quit_loop (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void
-kv_test_server_stop (KvTestServer *ts)
+static void
+kv_test_server_free (KvTestServer *ts)
 {
-  g_main_context_invoke (ts->context, quit_loop, ts->loop);
-  g_thread_join (ts->thread);
-
-  g_main_loop_unref (ts->loop);
-  g_main_context_unref (ts->context);
+  if (ts->thread != NULL)
+    {
+      g_main_context_invoke (ts->context, quit_loop, ts->loop);
+      g_thread_join (ts->thread);
+      g_main_loop_unref (ts->loop);
+      g_main_context_unref (ts->context);
+    }
+  /* The worker, and with it its server, must not be kept alive by
+   * anything but us. */
+  if (ts->worker != NULL)
+    g_assert_finalize_object (g_steal_pointer (&ts->worker));
+  g_clear_object (&ts->policy);
+  g_clear_object (&ts->socket);
+  g_object_unref (ts->config);
   g_object_unref (ts->storage);
-  g_clear_object (&ts->config);
   g_mutex_clear (&ts->lock);
   g_cond_clear (&ts->cond);
   g_free (ts);
 }
 
-KvServer *
-kv_test_server_get (KvTestServer *ts)
+/**
+ * kv_test_server_start_with_config:
+ * @storage: the store to serve
+ * @config: (nullable): settings, or %NULL for the defaults
+ *
+ * Returns: (transfer full): a running server on 127.0.0.1
+ */
+KvTestServer *
+kv_test_server_start_with_config (KvStorage *storage,
+                                  KvConfig  *config)
 {
-  return ts->server;
+  g_autoptr(GError) error = NULL;
+  KvTestServer *ts = kv_test_server_start_full (storage, config, NULL, &error);
+
+  g_assert_no_error (error);
+  return ts;
+}
+
+KvTestServer *
+kv_test_server_start (KvStorage *storage)
+{
+  return kv_test_server_start_with_config (storage, NULL);
+}
+
+void
+kv_test_server_stop (KvTestServer *ts)
+{
+  kv_test_server_free (ts);
+}
+
+KvListener *
+kv_test_server_get_listener (KvTestServer *ts)
+{
+  return ts->listener;
+}
+
+KvWorker *
+kv_test_server_get_worker (KvTestServer *ts)
+{
+  return ts->worker;
 }
 
 guint16

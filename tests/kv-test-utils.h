@@ -7,18 +7,26 @@
 #include <libsoup/soup.h>
 
 #include "http/kv-server.h"
+#include "kv-config.h"
+#include "kv-worker.h"
+#include "net/kv-listener.h"
 
 G_BEGIN_DECLS
 
-/* A KvServer listening on 127.0.0.1, port 0, in a thread of its own so that
- * tests can use blocking clients. */
+/* A KvServer listening on 127.0.0.1, port 0, in a KvWorker of its own so
+ * that tests can use blocking clients. */
 typedef struct _KvTestServer KvTestServer;
 
 KvTestServer *kv_test_server_start     (KvStorage    *storage);
 KvTestServer *kv_test_server_start_with_config (KvStorage *storage,
                                                 KvConfig  *config);
+KvTestServer *kv_test_server_start_full (KvStorage   *storage,
+                                         KvConfig    *config,
+                                         GSocket     *socket,
+                                         GError     **error);
 void          kv_test_server_stop      (KvTestServer *server);
-KvServer     *kv_test_server_get       (KvTestServer *server);
+KvListener   *kv_test_server_get_listener (KvTestServer *server);
+KvWorker     *kv_test_server_get_worker (KvTestServer *server);
 guint16       kv_test_server_get_port  (KvTestServer *server);
 char         *kv_test_server_uri       (KvTestServer *server,
                                         const char   *path);

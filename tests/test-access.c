@@ -9,7 +9,7 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 
-#include "net/kv-guard.h"
+#include "access/kv-access-policy.h"
 #include "storage/kv-map-storage.h"
 #include "net/kv-peer.h"
 #include "kv-test-raw.h"
@@ -25,56 +25,18 @@ typedef struct
   KvConfig *config;
   GSocket *socket;        /* (nullable): else 127.0.0.1, any port */
   char *dir;              /* (nullable): holds the token file or the socket */
-  GThread *thread;
-  GMainContext *context;
-  GMainLoop *loop;
-  KvServer *server;
+  KvTestServer *server;
   guint16 port;
   GError *error;          /* from listening */
-  GMutex lock;
-  GCond cond;
-  gboolean ready;
 } Fixture;
-
-static gpointer
-server_thread (gpointer data)
-{
-  Fixture *f = data;
-
-  g_main_context_push_thread_default (f->context);
-  f->server = kv_server_new (f->storage, f->config);
-  if (f->socket != NULL)
-    kv_server_listen_socket (f->server, f->socket, &f->error);
-  else
-    kv_server_listen (f->server, "127.0.0.1", 0, &f->error);
-  f->port = kv_server_get_port (f->server);
-
-  g_mutex_lock (&f->lock);
-  f->ready = TRUE;
-  g_cond_signal (&f->cond);
-  g_mutex_unlock (&f->lock);
-
-  g_main_loop_run (f->loop);
-
-  g_assert_finalize_object (g_steal_pointer (&f->server));
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
-  g_main_context_pop_thread_default (f->context);
-  return NULL;
-}
 
 /* Starts the server; FALSE (and f->error) if it refused to listen. */
 static gboolean
 start (Fixture *f)
 {
-  f->context = g_main_context_new ();
-  f->loop = g_main_loop_new (f->context, FALSE);
-  f->thread = g_thread_new ("kv-test-access", server_thread, f);
-
-  g_mutex_lock (&f->lock);
-  while (!f->ready)
-    g_cond_wait (&f->cond, &f->lock);
-  g_mutex_unlock (&f->lock);
+  f->server = kv_test_server_start_full (f->storage, f->config, f->socket, &f->error);
+  if (f->server != NULL)
+    f->port = kv_test_server_get_port (f->server);
 
   return f->error == NULL;
 }
@@ -89,15 +51,6 @@ fixture_setup (Fixture       *f,
   f->config = kv_config_new ();
   f->dir = g_dir_make_tmp ("crafty-kv-access-XXXXXX", &error);
   g_assert_no_error (error);
-  g_mutex_init (&f->lock);
-  g_cond_init (&f->cond);
-}
-
-static gboolean
-quit_loop (gpointer data)
-{
-  g_main_loop_quit (data);
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -118,21 +71,13 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  user_data)
 {
-  if (f->thread != NULL)
-    {
-      g_main_context_invoke (f->context, quit_loop, f->loop);
-      g_thread_join (f->thread);
-      g_main_loop_unref (f->loop);
-      g_main_context_unref (f->context);
-    }
+  g_clear_pointer (&f->server, kv_test_server_stop);
   g_clear_error (&f->error);
   g_clear_object (&f->socket);
   remove_tree (f->dir);
   g_free (f->dir);
   g_object_unref (f->config);
   g_assert_finalize_object (f->storage);
-  g_mutex_clear (&f->lock);
-  g_cond_clear (&f->cond);
 }
 
 static char *
@@ -510,7 +455,7 @@ test_token_file_mode (Fixture       *f,
 
   g_object_set (f->config, "token-file", path, NULL);
   g_assert_false (start (f));
-  g_assert_error (f->error, KV_GUARD_ERROR, KV_GUARD_ERROR_BAD_TOKEN_FILE);
+  g_assert_error (f->error, KV_ACCESS_ERROR, KV_ACCESS_ERROR_BAD_TOKEN_FILE);
   g_assert_cmpuint (f->port, ==, 0);
 }
 
@@ -526,13 +471,13 @@ test_non_loopback_needs_token (Fixture       *f,
     { "127.0.0.1", TRUE }, { "127.0.0.2", TRUE }, { "::1", TRUE },
     { "0.0.0.0", FALSE }, { "::", FALSE }, { "192.0.2.1", FALSE }, { "2001:db8::1", FALSE },
   };
-  g_autoptr(KvGuard) guard = kv_guard_new (f->config);
+  g_autoptr(KvAccessPolicy) guard = kv_access_policy_new (NULL, NULL, NULL);
   g_autofree char *path = write_token_file (f, 0600);
-  g_autoptr(KvConfig) with_token = g_object_new (KV_TYPE_CONFIG, "token-file", path, NULL);
-  g_autoptr(KvGuard) token_guard = kv_guard_new (with_token);
+  g_autoptr(KvAccessPolicy) token_guard = kv_access_policy_new (path, NULL, NULL);
   g_autoptr(GSocketAddress) unix_address = g_unix_socket_address_new ("/nonexistent");
-  g_autoptr(KvServer) server = kv_server_new (f->storage, f->config);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new_from_string ("0.0.0.0", 0);
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) socket = NULL;
 
   g_test_summary ("Listening on a non-loopback address without a token is refused, before "
                   "anything is bound; a Unix socket or the loopback need none");
@@ -543,23 +488,29 @@ test_non_loopback_needs_token (Fixture       *f,
         g_inet_socket_address_new_from_string (cases[i].address, 0);
       g_autoptr(GError) local_error = NULL;
 
-      g_assert_true (kv_guard_check_address (token_guard, address, NULL));
+      g_assert_true (kv_access_policy_check_address (token_guard, address, NULL));
       if (cases[i].loopback)
         {
-          g_assert_true (kv_guard_check_address (guard, address, &local_error));
+          g_assert_true (kv_access_policy_check_address (guard, address, &local_error));
           g_assert_no_error (local_error);
         }
       else
         {
-          g_assert_false (kv_guard_check_address (guard, address, &local_error));
-          g_assert_error (local_error, KV_GUARD_ERROR, KV_GUARD_ERROR_TOKEN_REQUIRED);
+          g_assert_false (kv_access_policy_check_address (guard, address, &local_error));
+          g_assert_error (local_error, KV_ACCESS_ERROR, KV_ACCESS_ERROR_TOKEN_REQUIRED);
         }
     }
-  g_assert_true (kv_guard_check_address (guard, unix_address, NULL));
+  g_assert_true (kv_access_policy_check_address (guard, unix_address, NULL));
 
-  g_assert_false (kv_server_listen (server, "0.0.0.0", 0, &error));
-  g_assert_error (error, KV_GUARD_ERROR, KV_GUARD_ERROR_TOKEN_REQUIRED);
-  g_assert_cmpuint (kv_server_get_port (server), ==, 0);
+  /* Nothing is accepted on a socket that is refused. */
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                         &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, any, TRUE, &error) && g_socket_listen (socket, &error));
+  f->socket = g_steal_pointer (&socket);
+  g_assert_false (start (f));
+  g_assert_error (f->error, KV_ACCESS_ERROR, KV_ACCESS_ERROR_TOKEN_REQUIRED);
+  g_assert_cmpuint (f->port, ==, 0);
 }
 
 static void

@@ -64,9 +64,7 @@ fixture_setup_roomy (Fixture       *fixture,
 static guint
 open_connections (Fixture *fixture)
 {
-  KvServer *server = kv_test_server_get (fixture->server);
-
-  return kv_listener_get_n_connections (kv_server_get_listener (server));
+  return kv_listener_get_n_connections (kv_test_server_get_listener (fixture->server));
 }
 
 /* Every connection the test opened is closed by now on our side; the
@@ -91,6 +89,17 @@ wait_for_free_slot (Fixture *fixture)
   while (open_connections (fixture) >= MAX_CONNECTIONS && g_get_monotonic_time () < deadline)
     g_usleep (1000);
   g_assert_cmpuint (open_connections (fixture), <, MAX_CONNECTIONS);
+}
+
+static void
+wait_for_open_connections (Fixture *fixture,
+                           guint    n)
+{
+  gint64 deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+
+  while (open_connections (fixture) != n && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  g_assert_cmpuint (open_connections (fixture), ==, n);
 }
 
 static void
@@ -273,7 +282,7 @@ static const Case cases[] = {
   { "size/json", "A client that asks for JSON gets its error in JSON",
     REQ ("PUT /kv/a HTTP/1.1\r\n" H "Accept: text/html, application/json;q=0.9\r\n"
          "Content-Length: 5000\r\n\r\n"),
-    413, "{\"error\": \"value too large\", \"status\": 413}", TRUE },
+    413, "{\"error\":\"value too large\",\"status\":413}\n", TRUE },
   /* Keys. */
   { "key/pct-invalid", "Invalid percent-encoding in a key",
     REQ ("GET /kv/%ZZ HTTP/1.1\r\n" H "\r\n"), 400, NULL, FALSE },
@@ -728,24 +737,27 @@ test_flood (Fixture       *fixture,
             gconstpointer  user_data)
 {
   g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GSocket) extra = NULL;
   gint64 start;
 
-  g_test_summary ("Past max-connections, new connections are closed at once; once the "
-                  "others end, connections are served again");
+  g_test_summary ("Past max-connections, while every connection is busy with a request, new "
+                  "connections are closed at once; once the others end, connections are "
+                  "served again");
 
   for (guint i = 0; i < MAX_CONNECTIONS; i++)
     {
       GSocket *socket = kv_raw_connect (fixture->port);
-      g_autoptr(KvRawResponse) response = NULL;
+      g_autoptr(KvRawResponse) go_on = NULL;
 
-      /* Answered: the server has taken it. */
-      kv_raw_send_string (socket, "GET /kv/a HTTP/1.1\r\n" H "\r\n");
-      response = kv_raw_read_response (socket, FALSE, 5000);
-      g_assert_cmpuint (response->status, ==, 404);
+      /* Busy: the server has read its headers (it says "100 Continue"),
+       * its body is still to come. */
+      kv_raw_send_string (socket, "PUT /kv/a HTTP/1.1\r\n" H "Content-Length: 10\r\n"
+                                  "Expect: 100-continue\r\n\r\n");
+      go_on = kv_raw_read_response (socket, TRUE, 5000);
+      g_assert_cmpuint (go_on->status, ==, 100);
+      kv_raw_send_string (socket, "ab");
       g_ptr_array_add (held, socket);
     }
-  g_assert_cmpuint (open_connections (fixture), ==, MAX_CONNECTIONS);
+  wait_for_open_connections (fixture, MAX_CONNECTIONS);
 
   for (guint i = 0; i < 50; i++)
     {
@@ -759,6 +771,46 @@ test_flood (Fixture       *fixture,
 
   g_ptr_array_set_size (held, 0);
   assert_no_connection_left (fixture);
+}
+
+static void
+test_flood_sheds_idle (Fixture       *fixture,
+                       gconstpointer  user_data)
+{
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocket) newcomer = NULL;
+  g_autoptr(KvRawResponse) response = NULL;
+  guint closed = 0;
+
+  g_test_summary ("Past max-connections, a newcomer is served and the connection that has "
+                  "been idle the longest is closed to make room");
+
+  for (guint i = 0; i < MAX_CONNECTIONS; i++)
+    {
+      GSocket *socket = kv_raw_connect (fixture->port);
+      g_autoptr(KvRawResponse) answer = NULL;
+
+      /* Answered, and kept alive: idle from then on. */
+      kv_raw_send_string (socket, "GET /kv/a HTTP/1.1\r\n" H "\r\n");
+      answer = kv_raw_read_response (socket, FALSE, 5000);
+      g_assert_cmpuint (answer->status, ==, 404);
+      g_ptr_array_add (held, socket);
+    }
+  g_assert_cmpuint (open_connections (fixture), ==, MAX_CONNECTIONS);
+
+  newcomer = kv_raw_connect (fixture->port);
+  kv_raw_send_string (newcomer, "GET /kv/a HTTP/1.1\r\n" H "\r\n");
+  response = kv_raw_read_response (newcomer, FALSE, 5000);
+  g_assert_cmpuint (response->status, ==, 404);
+
+  /* The oldest idle connection went, and only it. */
+  g_assert_true (kv_raw_wait_closed (g_ptr_array_index (held, 0), 2000));
+  for (guint i = 1; i < held->len; i++)
+    if (kv_raw_wait_closed (g_ptr_array_index (held, i), 10))
+      closed++;
+  g_assert_cmpuint (closed, ==, 0);
+
+  g_ptr_array_set_size (held, 0);
 }
 
 static void
@@ -841,6 +893,7 @@ main (int   argc,
   ADD ("idle/timeout", test_idle_keepalive);
   ADD ("idle/closed-by-client", test_idle_close_by_client);
   ADD ("flood/max-connections", test_flood);
+  ADD ("flood/sheds-idle", test_flood_sheds_idle);
   g_test_add ("/kv/hostile/flood/no-leak", Fixture, NULL, fixture_setup_roomy, test_no_leak,
               fixture_teardown);
 #undef ADD

@@ -9,6 +9,7 @@
 #include "net/kv-listener.h"
 #include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
+#include "http/kv-response.h"
 #include "kv-test-utils.h"
 #include "kv-worker.h"
 
@@ -100,10 +101,12 @@ acceptor_thread (gpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
   g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GBytes) forbidden = NULL;
   GSocket *socket;
 
   g_main_context_push_thread_default (a->context);
-  a->listener = kv_listener_new (64);
+  forbidden = kv_response_build_refusal (403, "forbidden", NULL, NULL, FALSE);
+  a->listener = kv_listener_new (64, forbidden);
   socket = kv_listener_add_address (a->listener, address, &error);
   g_assert_no_error (error);
   bound = g_socket_get_local_address (socket, &error);
@@ -145,12 +148,14 @@ test_two_servers (void)
   Acceptor acceptor = { 0, };
   gint64 deadline;
   GThread *acceptor_id;
+  KvLimits limits;
 
   g_test_summary ("One listener feeds two KvWorkers in turn, each a KvServer in its own "
                   "thread and main context, sharing one store and one set of counters");
 
+  kv_config_get_limits (config, &limits);
   for (guint i = 0; i < G_N_ELEMENTS (workers); i++)
-    workers[i] = kv_worker_new (storage, config, stats);
+    workers[i] = kv_worker_new (storage, stats, &limits, NULL);
 
   acceptor.context = g_main_context_new ();
   acceptor.loop = g_main_loop_new (acceptor.context, FALSE);
@@ -198,7 +203,8 @@ test_two_servers (void)
 static void
 test_not_listening (void)
 {
-  g_autoptr(KvListener) listener = kv_listener_new (1);
+  g_autoptr(GBytes) forbidden = kv_response_build_refusal (403, "forbidden", NULL, NULL, FALSE);
+  g_autoptr(KvListener) listener = kv_listener_new (1, forbidden);
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) error = NULL;
 

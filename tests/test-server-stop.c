@@ -7,8 +7,11 @@
 
 #include <string.h>
 
-#include "storage/kv-map-storage.h"
+#include "http/kv-response.h"
 #include "http/kv-server.h"
+#include "kv-config.h"
+#include "net/kv-listener.h"
+#include "storage/kv-map-storage.h"
 
 /* The server runs in the test's main context, which the test iterates
  * while its clients, plain blocking sockets, wait. */
@@ -16,9 +19,21 @@ typedef struct
 {
   KvStorage *storage;
   KvServer *server;
+  KvListener *listener;
   GSocketAddress *address;
   GAsyncResult *stop_result;
 } Fixture;
+
+/* What the daemon's listener does with each connection it accepts. */
+static void
+on_connection (GSocket  *socket,
+               gpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  kv_server_accept_connection (user_data, socket, &error);
+  g_assert_no_error (error);
+}
 
 static void
 fixture_setup (Fixture       *fixture,
@@ -28,9 +43,15 @@ fixture_setup (Fixture       *fixture,
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) any_port = g_inet_socket_address_new (loopback, 0);
   g_autoptr(GSocket) socket = NULL;
+  g_autoptr(KvConfig) config = kv_config_new ();
+  g_autoptr(GBytes) forbidden = kv_response_build_refusal (403, "forbidden", NULL, NULL, FALSE);
+  KvLimits limits;
 
+  kv_config_get_limits (config, &limits);
   fixture->storage = KV_STORAGE (kv_map_storage_new ());
-  fixture->server = kv_server_new (fixture->storage, NULL);
+  fixture->server = kv_server_new (fixture->storage, NULL, &limits, NULL);
+  fixture->listener = kv_listener_new (kv_config_get_max_connections (config), forbidden);
+  kv_listener_add_target (fixture->listener, NULL, on_connection, fixture->server, NULL);
 
   socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                          &error);
@@ -42,7 +63,7 @@ fixture_setup (Fixture       *fixture,
   fixture->address = g_socket_get_local_address (socket, &error);
   g_assert_no_error (error);
 
-  g_assert_true (kv_server_listen_socket (fixture->server, socket, &error));
+  g_assert_true (kv_listener_add_socket (fixture->listener, socket, &error));
   g_assert_no_error (error);
 }
 
@@ -51,6 +72,7 @@ fixture_teardown (Fixture       *fixture,
                   gconstpointer  user_data)
 {
   g_clear_object (&fixture->stop_result);
+  g_assert_finalize_object (fixture->listener);
   g_assert_finalize_object (fixture->server);
   g_assert_finalize_object (fixture->storage);
   g_object_unref (fixture->address);
@@ -108,6 +130,19 @@ client_read_all (Fixture *fixture,
     }
 
   return g_string_free (g_steal_pointer (&response), FALSE);
+}
+
+/* As the daemon stops: no new connection, then the server drains. */
+static void on_stopped (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data);
+
+static void
+start_stop (Fixture      *fixture,
+            GCancellable *cancellable)
+{
+  kv_listener_close (fixture->listener);
+  kv_server_stop_async (fixture->server, cancellable, on_stopped, fixture);
 }
 
 static void
@@ -217,7 +252,7 @@ test_stop_idle (Fixture       *fixture,
   iterate_until_in_flight (fixture, 0);
   g_assert_cmpint (g_socket_receive (idle, buffer, sizeof buffer, NULL, &error), >, 0);
 
-  kv_server_stop_async (fixture->server, NULL, on_stopped, fixture);
+  start_stop (fixture, NULL);
   while (fixture->stop_result == NULL)
     g_main_context_iteration (NULL, TRUE);
   g_assert_true (kv_server_stop_finish (fixture->server, fixture->stop_result, &error));
@@ -240,7 +275,7 @@ test_stop_waits (Fixture       *fixture,
   client_send (reading, "PUT /kv/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 6\r\n\r\nhal");
   iterate_until_in_flight (fixture, 1);
 
-  kv_server_stop_async (fixture->server, NULL, on_stopped, fixture);
+  start_stop (fixture, NULL);
   assert_refused (fixture);
   for (guint i = 0; i < 10; i++)
     g_main_context_iteration (NULL, FALSE);
@@ -272,7 +307,7 @@ test_stop_cancelled (Fixture       *fixture,
   client_send (stuck, "GET /kv/a HTTP/1.1\r\n");
   iterate_until_in_flight (fixture, 1);
 
-  kv_server_stop_async (fixture->server, cancellable, on_stopped, fixture);
+  start_stop (fixture, cancellable);
   g_cancellable_cancel (cancellable);
   while (fixture->stop_result == NULL)
     g_main_context_iteration (NULL, TRUE);

@@ -9,6 +9,16 @@
  * thread, later possibly several, each in its own thread and main context,
  * served in turn.
  *
+ * Before a connection counts, the listener asks who is at the other end:
+ * over a Unix socket or the loopback only the user running crafty-kv gets
+ * in, anyone else is answered 403 and closed without taking a slot, so
+ * that another user's connections cannot crowd the owner out. When every
+ * slot is taken, the connection that has made the least progress (idle
+ * between requests, then silent since it connected, then the one that has
+ * been trickling its headers the longest) is shed to make room, rather
+ * than the newcomer refused; only when every connection is busy with a
+ * request is the newcomer closed.
+ *
  * A KvListener is used from the thread of the main context it was created
  * in; connections are delivered in their target's context and may be
  * released from any thread.
@@ -18,8 +28,11 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "kv-listener.h"
+#include "kv-peer.h"
+#include "kv-refusal.h"
 
 /* Connections taken per wake-up, so that a flood on one socket cannot
  * starve everything else on the main context. */
@@ -31,13 +44,31 @@
 #define LISTEN_BACKLOG SOMAXCONN
 #define WARN_INTERVAL_US (60 * G_USEC_PER_SEC)
 
-/* The count of open connections outlives the listener: each connection
- * holds a reference and gives its slot back when its socket is freed,
- * wherever and whenever that happens. */
+/* How much of a refused peer's request is read and thrown away. */
+#define FORBIDDEN_DRAIN (64 * 1024)
+
+/* The open connections outlive the listener: each holds a reference and
+ * gives its slot back when its socket is freed, wherever and whenever that
+ * happens. */
 typedef struct
 {
-  int open;
+  int open;                     /* (atomic) */
+  GMutex lock;
+  GQueue slots;                 /* (element-type KvListenerSlot): under @lock */
 } Slots;
+
+struct _KvListenerSlot
+{
+  Slots *pool;                  /* (owned) */
+  GList link;                   /* in @pool's slots, under its lock */
+  int progress;                 /* (atomic) KvListenerProgress */
+  int since_ms;                 /* (atomic) monotonic ms (wrapping) of the last change */
+  /* Set once by the connection's owner, read under the pool's lock. */
+  GMainContext *context;        /* (owned) (nullable) */
+  GWeakRef owner;
+  KvListenerShedFunc shed;
+  gboolean shedding;
+};
 
 typedef struct
 {
@@ -65,6 +96,11 @@ struct _KvListener
   guint next_target;
   guint max_connections;
   Slots *slots;           /* (owned) */
+  GBytes *forbidden;      /* (owned) the answer to another user */
+  GHashTable *refusals;   /* (element-type KvRefusal) (owned) running */
+  int diag_fd;            /* for kv_peer_get_uid(), or -1 */
+  uid_t uid;
+  gboolean warned_peer_lookup;
   GSource *backoff;       /* (owned) (nullable) */
   gint64 warned_at;       /* when a shortage was last logged */
   gboolean closed;
@@ -83,12 +119,128 @@ G_DEFINE_FINAL_TYPE (KvListener, kv_listener, G_TYPE_OBJECT)
 static GQuark slot_quark;
 
 static void
-slot_release (gpointer data)
+slots_clear (gpointer data)
 {
   Slots *slots = data;
 
-  g_atomic_int_add (&slots->open, -1);
-  g_atomic_rc_box_release (slots);
+  g_mutex_clear (&slots->lock);
+}
+
+static int
+now_ms (void)
+{
+  return (int) (guint) (g_get_monotonic_time () / 1000);
+}
+
+static void
+slot_free (gpointer data)
+{
+  KvListenerSlot *slot = data;
+
+  g_weak_ref_clear (&slot->owner);
+  g_clear_pointer (&slot->context, g_main_context_unref);
+  g_atomic_rc_box_release_full (slot->pool, slots_clear);
+}
+
+static void
+slot_release (gpointer data)
+{
+  KvListenerSlot *slot = data;
+  Slots *pool = slot->pool;
+
+  g_mutex_lock (&pool->lock);
+  g_queue_unlink (&pool->slots, &slot->link);
+  g_mutex_unlock (&pool->lock);
+  g_atomic_int_add (&pool->open, -1);
+  g_atomic_rc_box_release_full (slot, slot_free);
+}
+
+/* Lower is shed first. */
+static int
+shed_rank (int progress)
+{
+  switch (progress)
+    {
+    case KV_LISTENER_PROGRESS_IDLE:
+      return 0;
+    case KV_LISTENER_PROGRESS_FRESH:
+      return 1;
+    case KV_LISTENER_PROGRESS_READING:
+      return 2;
+    default:
+      return G_MAXINT;
+    }
+}
+
+typedef struct
+{
+  KvListenerSlot *slot;         /* (owned) */
+} Shedding;
+
+static void
+shedding_free (gpointer data)
+{
+  Shedding *shedding = data;
+
+  g_atomic_rc_box_release_full (shedding->slot, slot_free);
+  g_free (shedding);
+}
+
+static gboolean
+shed_in_owner_context (gpointer data)
+{
+  Shedding *shedding = data;
+  g_autoptr(GObject) owner = g_weak_ref_get (&shedding->slot->owner);
+
+  if (owner != NULL)
+    shedding->slot->shed (owner);
+  return G_SOURCE_REMOVE;
+}
+
+/* Every slot is taken: asks the owner of the connection that has made the
+ * least progress to close it. Returns FALSE when every one is busy. */
+static gboolean
+shed_one (KvListener *self)
+{
+  Slots *pool = self->slots;
+  KvListenerSlot *victim = NULL;
+  int victim_rank = G_MAXINT;
+  int victim_age = 0;
+  int now = now_ms ();
+  Shedding *shedding;
+
+  g_mutex_lock (&pool->lock);
+  for (GList *l = pool->slots.head; l != NULL; l = l->next)
+    {
+      KvListenerSlot *slot = l->data;
+      int rank = shed_rank (g_atomic_int_get (&slot->progress));
+      int age = now - g_atomic_int_get (&slot->since_ms);
+
+      if (slot->shedding || slot->shed == NULL || rank == G_MAXINT)
+        continue;
+      if (rank < victim_rank || (rank == victim_rank && age > victim_age))
+        {
+          victim = slot;
+          victim_rank = rank;
+          victim_age = age;
+        }
+    }
+  if (victim != NULL)
+    {
+      victim->shedding = TRUE;
+      victim = g_atomic_rc_box_acquire (victim);
+    }
+  g_mutex_unlock (&pool->lock);
+
+  if (victim == NULL)
+    return FALSE;
+
+  g_debug ("Shedding a connection to make room (progress %d, %d ms)", victim_rank, victim_age);
+  shedding = g_new0 (Shedding, 1);
+  shedding->slot = victim;
+  g_main_context_invoke_full (victim->context, G_PRIORITY_HIGH, shed_in_owner_context,
+                              shedding, shedding_free);
+  return TRUE;
 }
 
 static void
@@ -127,25 +279,109 @@ deliver (gpointer data)
 }
 
 static void
+on_refusal_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      data)
+{
+  KvListener *self = data;
+
+  kv_refusal_run_finish (KV_REFUSAL (source), result, NULL);
+  if (self->refusals != NULL)
+    g_hash_table_remove (self->refusals, source);
+  g_object_unref (self);
+}
+
+/* Over a Unix socket or the loopback, whether the peer runs as the user
+ * we run as. */
+static gboolean
+peer_is_owner (KvListener *self,
+               GSocket    *connection)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (connection, NULL);
+  uid_t uid;
+
+  /* Off the loopback, the bearer token says who may ask. */
+  if (G_IS_INET_SOCKET_ADDRESS (local) &&
+      !g_inet_address_get_is_loopback (
+        g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local))))
+    return TRUE;
+
+  if (self->diag_fd < 0 && g_socket_get_family (connection) != G_SOCKET_FAMILY_UNIX)
+    self->diag_fd = kv_peer_open_diag (NULL);
+
+  if (!kv_peer_get_uid (connection, self->diag_fd, &uid, &error))
+    {
+      /* Whoever it is, we cannot tell: refuse rather than guess. */
+      if (!self->warned_peer_lookup)
+        g_warning ("Cannot tell which user is connecting (%s); refusing such connections",
+                   error->message);
+      self->warned_peer_lookup = TRUE;
+      return FALSE;
+    }
+
+  if (uid != self->uid)
+    {
+      g_debug ("Refusing a connection from uid %u", (guint) uid);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static void
+refuse (KvListener *self,
+        GSocket    *connection)
+{
+  KvRefusal *refusal = kv_refusal_new (connection, NULL, self->forbidden, FORBIDDEN_DRAIN);
+
+  g_socket_set_blocking (connection, FALSE);
+  g_hash_table_add (self->refusals, refusal);
+  kv_refusal_run_async (refusal, on_refusal_done, g_object_ref (self));
+}
+
+static void
 hand_off (KvListener *self,
           GSocket    *connection)
 {
   Handoff *handoff;
   Target *target;
+  KvListenerSlot *slot;
 
-  if (self->targets->len == 0 ||
-      (guint) g_atomic_int_get (&self->slots->open) >= self->max_connections)
+  if (self->targets->len == 0)
     {
-      /* Over the limit: closing at once is the cheapest answer, and the
-       * client learns at once that it should come back later. */
+      g_socket_close (connection, NULL);
+      return;
+    }
+
+  /* The server never sees a byte from another user. */
+  if (!peer_is_owner (self, connection))
+    {
+      refuse (self, connection);
+      return;
+    }
+
+  if ((guint) g_atomic_int_get (&self->slots->open) >= self->max_connections &&
+      !shed_one (self))
+    {
+      /* Every connection is busy: closing at once is the cheapest answer,
+       * and the client learns at once that it should come back later. */
       g_debug ("Refusing a connection: %u open", (guint) g_atomic_int_get (&self->slots->open));
       g_socket_close (connection, NULL);
       return;
     }
 
+  slot = g_atomic_rc_box_new0 (KvListenerSlot);
+  slot->pool = g_atomic_rc_box_acquire (self->slots);
+  slot->link.data = slot;
+  slot->progress = KV_LISTENER_PROGRESS_FRESH;
+  slot->since_ms = now_ms ();
+  g_weak_ref_init (&slot->owner, NULL);
+  g_mutex_lock (&self->slots->lock);
+  g_queue_push_tail_link (&self->slots->slots, &slot->link);
+  g_mutex_unlock (&self->slots->lock);
   g_atomic_int_inc (&self->slots->open);
-  g_object_set_qdata_full (G_OBJECT (connection), slot_quark,
-                           g_atomic_rc_box_acquire (self->slots), slot_release);
+  g_object_set_qdata_full (G_OBJECT (connection), slot_quark, slot, slot_release);
 
   target = g_ptr_array_index (self->targets, self->next_target);
   self->next_target = (self->next_target + 1) % self->targets->len;
@@ -258,6 +494,12 @@ kv_listener_dispose (GObject *object)
 
   kv_listener_close (self);
   g_ptr_array_set_size (self->targets, 0);
+  if (self->refusals != NULL)
+    {
+      g_autoptr(GHashTable) refusals = g_steal_pointer (&self->refusals);
+
+      kv_refusal_close_all (refusals);
+    }
 
   G_OBJECT_CLASS (kv_listener_parent_class)->dispose (object);
 }
@@ -270,7 +512,10 @@ kv_listener_finalize (GObject *object)
   g_ptr_array_unref (self->sources);
   g_ptr_array_unref (self->sockets);
   g_ptr_array_unref (self->targets);
-  g_atomic_rc_box_release (self->slots);
+  g_atomic_rc_box_release_full (self->slots, slots_clear);
+  g_clear_pointer (&self->forbidden, g_bytes_unref);
+  if (self->diag_fd >= 0)
+    close (self->diag_fd);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (kv_listener_parent_class)->finalize (object);
@@ -346,11 +591,17 @@ kv_listener_init (KvListener *self)
   self->sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
   self->targets = g_ptr_array_new_with_free_func (target_release);
   self->slots = g_atomic_rc_box_new0 (Slots);
+  g_mutex_init (&self->slots->lock);
+  g_queue_init (&self->slots->slots);
+  self->refusals = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  self->diag_fd = -1;
+  self->uid = geteuid ();
 }
 
 /**
  * kv_listener_new:
  * @max_connections: how many connections may be open at once
+ * @forbidden: the whole HTTP answer sent to a peer that is not the owner
  *
  * Creates a listener whose accept loop runs in the thread-default main
  * context of the caller.
@@ -358,11 +609,91 @@ kv_listener_init (KvListener *self)
  * Returns: (transfer full): a listener with no socket yet
  */
 KvListener *
-kv_listener_new (guint max_connections)
+kv_listener_new (guint   max_connections,
+                 GBytes *forbidden)
 {
-  g_return_val_if_fail (max_connections > 0, NULL);
+  KvListener *self;
 
-  return g_object_new (KV_TYPE_LISTENER, "max-connections", max_connections, NULL);
+  g_return_val_if_fail (max_connections > 0, NULL);
+  g_return_val_if_fail (forbidden != NULL, NULL);
+
+  self = g_object_new (KV_TYPE_LISTENER, "max-connections", max_connections, NULL);
+  self->forbidden = g_bytes_ref (forbidden);
+  return self;
+}
+
+/**
+ * kv_listener_set_max_connections:
+ * @self: a #KvListener
+ * @max_connections: how many connections may be open at once
+ *
+ * Applies to connections accepted from now on.
+ */
+void
+kv_listener_set_max_connections (KvListener *self,
+                                 guint       max_connections)
+{
+  g_return_if_fail (KV_IS_LISTENER (self));
+  g_return_if_fail (max_connections > 0);
+
+  self->max_connections = max_connections;
+}
+
+/**
+ * kv_listener_get_slot:
+ * @connection: a connection
+ *
+ * Returns: (transfer none) (nullable): the slot @connection holds, for as
+ *   long as @connection lives, or %NULL if no listener accepted it
+ */
+KvListenerSlot *
+kv_listener_get_slot (GSocket *connection)
+{
+  g_return_val_if_fail (G_IS_SOCKET (connection), NULL);
+
+  return g_object_get_qdata (G_OBJECT (connection), slot_quark);
+}
+
+/**
+ * kv_listener_slot_set_owner:
+ * @slot: (nullable): a connection's slot
+ * @owner: what serves the connection, held weakly
+ * @shed: called in the thread-default main context of the caller, with
+ *   @owner, when the connection should be closed to make room
+ *
+ * To be called once, in the thread that serves the connection.
+ */
+void
+kv_listener_slot_set_owner (KvListenerSlot     *slot,
+                            GObject            *owner,
+                            KvListenerShedFunc  shed)
+{
+  if (slot == NULL)
+    return;
+
+  g_mutex_lock (&slot->pool->lock);
+  slot->context = g_main_context_ref_thread_default ();
+  g_weak_ref_set (&slot->owner, owner);
+  slot->shed = shed;
+  g_mutex_unlock (&slot->pool->lock);
+}
+
+/**
+ * kv_listener_slot_set_progress:
+ * @slot: (nullable): a connection's slot
+ * @progress: where the connection is now
+ *
+ * Cheap enough for every request: what a shed chooses by.
+ */
+void
+kv_listener_slot_set_progress (KvListenerSlot     *slot,
+                               KvListenerProgress  progress)
+{
+  if (slot == NULL)
+    return;
+
+  g_atomic_int_set (&slot->since_ms, now_ms ());
+  g_atomic_int_set (&slot->progress, progress);
 }
 
 /**

@@ -16,6 +16,7 @@
 
 #include "storage/kv-map-storage.h"
 #include "http/kv-server.h"
+#include "kv-config.h"
 
 /* Past this, a connection the client closed is stuck: a bug. */
 #define RELEASE_TIMEOUT_US (3 * G_USEC_PER_SEC)
@@ -23,7 +24,8 @@
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);
 
-static KvConfig *config;
+static KvLimits limits;
+static KvAccessPolicy *policy;
 
 static GLogWriterOutput
 quiet_writer (GLogLevelFlags   level,
@@ -46,6 +48,8 @@ LLVMFuzzerInitialize (int    *argc,
 {
   const char *origins[] = { "http://allowed.example", NULL };
 
+  g_autoptr(KvConfig) config = NULL;
+
   g_log_set_writer_func (quiet_writer, NULL, NULL);
   config = g_object_new (KV_TYPE_CONFIG,
                          "max-value-size", (guint64) 4096,
@@ -56,6 +60,8 @@ LLVMFuzzerInitialize (int    *argc,
                          "idle-timeout", 1,
                          "allow-origin", origins,
                          NULL);
+  kv_config_get_limits (config, &limits);
+  policy = kv_access_policy_new (NULL, origins, NULL);
   return 0;
 }
 
@@ -89,7 +95,7 @@ LLVMFuzzerTestOneInput (const guint8 *data,
                         size_t        size)
 {
   g_autoptr(KvStorage) storage = KV_STORAGE (kv_map_storage_new ());
-  g_autoptr(KvServer) server = kv_server_new (storage, config);
+  g_autoptr(KvServer) server = kv_server_new (storage, NULL, &limits, policy);
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) error = NULL;
   gboolean released = FALSE;

@@ -1,0 +1,33 @@
+/* kv-limits.h: the limits a server applies to every request
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/**
+ * KvLimits:
+ * @max_value_size: the largest value (request body) accepted, in bytes
+ * @max_key_size: the longest key accepted, in bytes
+ * @max_header_size: the largest request line and header block, in bytes
+ * @max_headers: the most header fields in one request
+ * @request_timeout: seconds a request may take to arrive
+ * @idle_timeout: seconds a keep-alive connection may stay silent
+ *
+ * Plain values, copied by whoever keeps them: a server can be given new
+ * ones while it runs (on SIGHUP).
+ */
+typedef struct
+{
+  guint64 max_value_size;
+  guint max_key_size;
+  guint max_header_size;
+  guint max_headers;
+  guint request_timeout;
+  guint idle_timeout;
+} KvLimits;
+
+G_END_DECLS

@@ -1,0 +1,286 @@
+/* kv-request.c: reading what a request asks for, without side effects
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Pure functions over strings and headers, shared by every resource (and
+ * by anything else that carries the same fields, such as a transaction's
+ * operations), each with unit tests of its own in tests/test-request.c.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-request.h"
+
+/* Longest time to live: about 31 years, far from overflowing a deadline. */
+#define MAX_TTL_USEC (G_GINT64_CONSTANT (1000000000) * G_USEC_PER_SEC)
+
+/**
+ * kv_request_is_read_method:
+ * @method: an interned method, as libsoup gives it
+ *
+ * Returns: whether @method is GET or HEAD
+ */
+gboolean
+kv_request_is_read_method (const char *method)
+{
+  return method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD;
+}
+
+/**
+ * kv_request_decode_key:
+ * @raw: the raw path after /kv/, percent-encoded
+ * @max_key_size: the longest key accepted, in bytes
+ * @key: a buffer of at least @max_key_size + 1 bytes
+ *
+ * Percent-decodes @raw into @key without allocating: this is on every
+ * request's path. A key is UTF-8 without control characters.
+ *
+ * Returns: 0 when @key holds the key, else the HTTP status to answer
+ *   with: 414 when it is too long, 400 when it is not a valid key
+ */
+guint
+kv_request_decode_key (const char *raw,
+                       gsize       max_key_size,
+                       char       *key)
+{
+  gsize len = 0;
+
+  for (const char *p = raw; *p != '\0'; p++)
+    {
+      char c = *p;
+
+      if (c == '%')
+        {
+          int hi = g_ascii_xdigit_value (p[1]);
+          int lo = hi >= 0 ? g_ascii_xdigit_value (p[2]) : -1;
+
+          if (lo < 0 || (hi == 0 && lo == 0))
+            return SOUP_STATUS_BAD_REQUEST;
+          c = (char) (hi << 4 | lo);
+          p += 2;
+        }
+      if (len == max_key_size)
+        return SOUP_STATUS_REQUEST_URI_TOO_LONG;
+      key[len++] = c;
+    }
+  key[len] = '\0';
+
+  if (!g_utf8_validate_len (key, len, NULL))
+    return SOUP_STATUS_BAD_REQUEST;
+  for (const char *p = key; *p != '\0'; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      return SOUP_STATUS_BAD_REQUEST;
+
+  return 0;
+}
+
+/**
+ * kv_request_parse_ttl:
+ * @text: "30", "30s", "1500ms", "5m" or "2h"
+ * @usec: (out): the time to live in microseconds
+ *
+ * A positive whole number and an optional unit (seconds by default).
+ *
+ * Returns: %TRUE if @text is a valid time to live
+ */
+gboolean
+kv_request_parse_ttl (const char *text,
+                      gint64     *usec)
+{
+  static const struct { const char *suffix; gint64 usec; } units[] = {
+    { "ms", 1000 },
+    { "s", G_USEC_PER_SEC },
+    { "m", 60 * G_USEC_PER_SEC },
+    { "h", G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC },
+    { "", G_USEC_PER_SEC },
+  };
+  const char *end = text;
+  guint64 n;
+
+  while (g_ascii_isdigit (*end))
+    end++;
+  if (end == text || end - text > 15)
+    return FALSE;
+  n = g_ascii_strtoull (text, NULL, 10);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
+    {
+      if (strcmp (end, units[i].suffix) != 0)
+        continue;
+      if (n == 0 || n > (guint64) (MAX_TTL_USEC / units[i].usec))
+        return FALSE;
+      *usec = n * units[i].usec;
+      return TRUE;
+    }
+
+  return FALSE;
+}
+
+/**
+ * kv_request_parse_condition:
+ * @headers: a request's headers
+ * @condition: (out caller-allocates): its If-Match and If-None-Match
+ *
+ * Returns: %FALSE if either header is malformed
+ */
+gboolean
+kv_request_parse_condition (SoupMessageHeaders *headers,
+                            KvCondition        *condition)
+{
+  return kv_match_parse (&condition->if_match, soup_message_headers_get_list (headers, "If-Match")) &&
+         kv_match_parse (&condition->if_none_match,
+                         soup_message_headers_get_list (headers, "If-None-Match"));
+}
+
+static gboolean
+is_tchar (char c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *
+skip_token (const char *p)
+{
+  while (is_tchar (*p))
+    p++;
+  return p;
+}
+
+static const char *
+skip_ows (const char *p)
+{
+  while (*p == ' ' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE; NULL if @p
+ * does not start one. */
+static const char *
+skip_quoted_string (const char *p)
+{
+  if (*p++ != '"')
+    return NULL;
+  for (; *p != '"'; p++)
+    {
+      guchar c = *p;
+
+      if (c == '\\')
+        {
+          c = *++p;
+          if (c != '\t' && (c < 0x20 || c == 0x7f))
+            return NULL;
+        }
+      else if (c != '\t' && (c < 0x20 || c == 0x7f))
+        return NULL;
+    }
+  return p + 1;
+}
+
+/**
+ * kv_request_parse_media_type:
+ * @text: a Content-Type value
+ *
+ * Checks @text against RFC 9110's grammar, `type "/" subtype *( OWS ";"
+ * OWS parameter )` with `parameter = token "=" ( token / quoted-string )`,
+ * and a length of at most %KV_REQUEST_MAX_MEDIA_TYPE_LENGTH bytes.
+ *
+ * Returns: %TRUE if @text is a media type that can be stored
+ */
+gboolean
+kv_request_parse_media_type (const char *text)
+{
+  const char *p = text;
+  const char *end;
+
+  if (strlen (text) > KV_REQUEST_MAX_MEDIA_TYPE_LENGTH)
+    return FALSE;
+
+  end = skip_token (p);
+  if (end == p || *end != '/')
+    return FALSE;
+  p = end + 1;
+  end = skip_token (p);
+  if (end == p)
+    return FALSE;
+  p = end;
+
+  for (;;)
+    {
+      p = skip_ows (p);
+      if (*p == '\0')
+        return TRUE;
+      if (*p++ != ';')
+        return FALSE;
+      p = skip_ows (p);
+      /* RFC 9110 allows an empty parameter after a semicolon. */
+      if (*p == '\0' || *p == ';')
+        continue;
+      end = skip_token (p);
+      if (end == p || *end != '=')
+        return FALSE;
+      p = end + 1;
+      end = *p == '"' ? skip_quoted_string (p) : skip_token (p);
+      if (end == NULL || end == p)
+        return FALSE;
+      p = end;
+    }
+}
+
+/**
+ * kv_request_parse_limit:
+ * @text: (nullable): a page size from a query, or %NULL for the default
+ * @default_limit: what %NULL means
+ * @max_limit: the largest page size accepted
+ * @limit: (out): the page size
+ *
+ * Returns: %TRUE if @text is a whole number from 1 to @max_limit
+ */
+gboolean
+kv_request_parse_limit (const char *text,
+                        guint       default_limit,
+                        guint       max_limit,
+                        guint      *limit)
+{
+  guint64 n;
+
+  if (text == NULL)
+    {
+      *limit = default_limit;
+      return TRUE;
+    }
+  if (!g_ascii_isdigit (text[0]) ||
+      !g_ascii_string_to_unsigned (text, 10, 1, max_limit, &n, NULL))
+    return FALSE;
+
+  *limit = n;
+  return TRUE;
+}
+
+/**
+ * kv_request_query_has_name:
+ * @query: (nullable): a raw query string
+ * @name: a parameter name
+ *
+ * soup_form_decode() drops a name with no "=", as in ?keepttl: this looks
+ * at the raw query for it.
+ *
+ * Returns: whether @query names @name, with or without a value
+ */
+gboolean
+kv_request_query_has_name (const char *query,
+                           const char *name)
+{
+  gsize len = strlen (name);
+
+  for (const char *p = query; p != NULL; p = strchr (p, '&'))
+    {
+      if (*p == '&')
+        p++;
+      if (strncmp (p, name, len) == 0 && (p[len] == '\0' || p[len] == '&' || p[len] == '='))
+        return TRUE;
+    }
+
+  return FALSE;
+}

@@ -1,0 +1,32 @@
+/* kv-request.h: reading what a request asks for, without side effects
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "storage/kv-condition.h"
+
+G_BEGIN_DECLS
+
+/* A stored Content-Type is kept to a sane length. */
+#define KV_REQUEST_MAX_MEDIA_TYPE_LENGTH 255
+
+gboolean kv_request_is_read_method     (const char         *method);
+guint    kv_request_decode_key         (const char         *raw,
+                                        gsize               max_key_size,
+                                        char               *key);
+gboolean kv_request_parse_ttl          (const char         *text,
+                                        gint64             *usec);
+gboolean kv_request_parse_condition    (SoupMessageHeaders *headers,
+                                        KvCondition        *condition);
+gboolean kv_request_parse_media_type   (const char         *text);
+gboolean kv_request_parse_limit        (const char         *text,
+                                        guint               default_limit,
+                                        guint               max_limit,
+                                        guint              *limit);
+gboolean kv_request_query_has_name     (const char         *query,
+                                        const char         *name);
+
+G_END_DECLS

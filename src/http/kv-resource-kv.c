@@ -1,0 +1,262 @@
+/* kv-resource-kv.c: /kv/{key}, one value
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-request.h"
+#include "kv-resources.h"
+#include "kv-response.h"
+#include "storage/kv-entry.h"
+
+static void
+reply_storage_error (KvServer          *server,
+                     SoupServerMessage *msg,
+                     const GError      *error)
+{
+  if (g_error_matches (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED))
+    kv_stats_add (kv_server_get_stats (server), KV_STAT_PRECONDITION_FAILURES, 1);
+
+  kv_response_error (msg, kv_response_status_for_error (error), error->message);
+}
+
+/* RFC 3339, UTC, with milliseconds. */
+static char *
+format_timestamp (gint64 usec)
+{
+  g_autoptr(GDateTime) time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
+  g_autofree char *seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
+
+  return g_strdup_printf ("%s.%03dZ", seconds, (int) (usec % G_USEC_PER_SEC / 1000));
+}
+
+static void
+handle_get (KvServer          *server,
+            SoupServerMessage *msg,
+            const char        *key)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(GBytes) value = NULL;
+  KvStats *stats = kv_server_get_stats (server);
+  SoupMessageHeaders *request_headers = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  const char *if_match;
+  const char *if_none_match;
+  const char *content_type;
+  gint64 expires_at;
+
+  kv_stats_add (stats, KV_STAT_GETS, 1);
+
+  entry = kv_storage_get (kv_server_get_storage (server), key, &expires_at, &error);
+  if (entry == NULL)
+    {
+      /* Preconditions only apply to a request that would succeed without
+       * them (RFC 9110 §13.2.1): a missing key is 404 whatever they say. */
+      kv_stats_add (stats, KV_STAT_MISSES, 1);
+      reply_storage_error (server, msg, error);
+      return;
+    }
+  kv_stats_add (stats, KV_STAT_HITS, 1);
+
+  /* If-Match first, with the strong comparison, then If-None-Match with
+   * the weak one (RFC 9110 §13.2.2). */
+  if_match = soup_message_headers_get_list (request_headers, "If-Match");
+  if (if_match != NULL)
+    {
+      KvMatch match;
+
+      if (!kv_match_parse (&match, if_match))
+        {
+          kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid precondition");
+          return;
+        }
+      if (!kv_match_contains (&match, kv_entry_get_revision (entry), FALSE))
+        {
+          kv_stats_add (stats, KV_STAT_PRECONDITION_FAILURES, 1);
+          kv_response_set_etag (headers, kv_entry_get_revision (entry));
+          kv_response_error (msg, SOUP_STATUS_PRECONDITION_FAILED, "precondition failed");
+          return;
+        }
+    }
+
+  kv_response_set_etag (headers, kv_entry_get_revision (entry));
+  if (expires_at != 0)
+    {
+      g_autofree char *stamp = format_timestamp (expires_at);
+      soup_message_headers_replace (headers, "KV-Expires-At", stamp);
+    }
+
+  if_none_match = soup_message_headers_get_list (request_headers, "If-None-Match");
+  if (if_none_match != NULL)
+    {
+      KvMatch match;
+
+      if (kv_match_parse (&match, if_none_match) &&
+          kv_match_contains (&match, kv_entry_get_revision (entry), TRUE))
+        {
+          /* A 304 must not send a length other than the value's (RFC 9110
+           * §8.6): libsoup would send the empty body's 0. */
+          soup_message_headers_set_content_length (headers, kv_entry_get_value_size (entry));
+          soup_server_message_set_status (msg, SOUP_STATUS_NOT_MODIFIED, NULL);
+          return;
+        }
+    }
+
+  /* libsoup 3.2 answers Range requests by itself, and a list of ranges can
+   * make it repeat the value many times over: always send the whole value. */
+  soup_message_headers_remove (request_headers, "Range");
+
+  content_type = kv_entry_get_content_type (entry);
+  if (content_type == NULL)
+    content_type = kv_entry_get_is_utf8 (entry) ? KV_TEXT_PLAIN : KV_OCTET_STREAM;
+  soup_message_headers_replace (headers, "Content-Type", content_type);
+  soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
+
+  value = kv_entry_get_value (entry);
+  soup_message_body_append_bytes (soup_server_message_get_response_body (msg), value);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+handle_put (KvServer          *server,
+            SoupServerMessage *msg,
+            const char        *key,
+            GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) value = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  SoupMessageHeaders *request_headers = soup_server_message_get_request_headers (msg);
+  KvCondition condition;
+  KvSetOptions options = { NULL, KV_TTL_NONE, 0, &condition };
+  const char *ttl = query != NULL ? g_hash_table_lookup (query, "ttl") : NULL;
+  gboolean keepttl = kv_request_query_has_name (g_uri_get_query (soup_server_message_get_uri (msg)),
+                                                "keepttl");
+  const char *content_type;
+
+  value = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  if (g_bytes_get_size (value) > kv_server_get_limits (server)->max_value_size)
+    {
+      kv_response_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large");
+      return;
+    }
+  if (g_bytes_get_size (value) == 0)
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "value cannot be empty");
+      return;
+    }
+
+  if (ttl != NULL && keepttl)
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid ttl");
+      return;
+    }
+  if (ttl != NULL)
+    {
+      if (!kv_request_parse_ttl (ttl, &options.ttl))
+        {
+          kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid ttl");
+          return;
+        }
+      options.ttl_mode = KV_TTL_SET;
+    }
+  else if (keepttl)
+    options.ttl_mode = KV_TTL_KEEP;
+
+  /* curl -d sends a form type that says nothing about the value. */
+  content_type = soup_message_headers_get_one (request_headers, "Content-Type");
+  if (content_type != NULL &&
+      g_ascii_strcasecmp (content_type, "application/x-www-form-urlencoded") != 0)
+    {
+      if (!kv_request_parse_media_type (content_type))
+        {
+          kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid content type");
+          return;
+        }
+      options.content_type = content_type;
+    }
+
+  if (!kv_request_parse_condition (request_headers, &condition))
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid precondition");
+      return;
+    }
+
+  entry = kv_storage_set (kv_server_get_storage (server), key, value, &options, &error);
+  if (entry == NULL)
+    {
+      reply_storage_error (server, msg, error);
+      return;
+    }
+
+  kv_stats_add (kv_server_get_stats (server), KV_STAT_PUTS, 1);
+  kv_response_set_etag (soup_server_message_get_response_headers (msg),
+                        kv_entry_get_revision (entry));
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+handle_delete (KvServer          *server,
+               SoupServerMessage *msg,
+               const char        *key)
+{
+  g_autoptr(GError) error = NULL;
+  KvCondition condition;
+
+  if (!kv_request_parse_condition (soup_server_message_get_request_headers (msg), &condition))
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid precondition");
+      return;
+    }
+
+  if (!kv_storage_delete (kv_server_get_storage (server), key, &condition, &error))
+    {
+      reply_storage_error (server, msg, error);
+      return;
+    }
+
+  kv_stats_add (kv_server_get_stats (server), KV_STAT_DELETES, 1);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+/**
+ * kv_resource_kv:
+ *
+ * Answers GET, HEAD, PUT and DELETE on /kv/{key}. The server runs with
+ * raw-paths on: the key is decoded here, so that %2F cannot become a path
+ * separator before the key is read.
+ */
+void
+kv_resource_kv (KvServer          *server,
+                SoupServerMessage *msg,
+                const char        *path,
+                GHashTable        *query)
+{
+  const char *method = soup_server_message_get_method (msg);
+  const char *raw = path + strlen (KV_RESOURCE_KV_PREFIX);
+  char key[KV_ENTRY_MAX_KEY_SIZE + 1];
+  guint status;
+
+  if (*raw == '\0')
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "key cannot be empty");
+      return;
+    }
+
+  status = kv_request_decode_key (raw, kv_server_get_limits (server)->max_key_size, key);
+  if (status == SOUP_STATUS_REQUEST_URI_TOO_LONG)
+    kv_response_error (msg, status, "key too long");
+  else if (status != 0)
+    kv_response_error (msg, status, "invalid key");
+  else if (kv_request_is_read_method (method))
+    handle_get (server, msg, key);
+  else if (method == SOUP_METHOD_PUT)
+    handle_put (server, msg, key, query);
+  else if (method == SOUP_METHOD_DELETE)
+    handle_delete (server, msg, key);
+  else
+    kv_resource_method_not_allowed (msg, KV_RESOURCE_KV_METHODS);
+}

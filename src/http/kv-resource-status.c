@@ -1,0 +1,137 @@
+/* kv-resource-status.c: /healthz, /stats and /metrics, the server's own
+ * state
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "kv-request.h"
+#include "kv-resources.h"
+#include "kv-response.h"
+
+static gboolean
+check_method (SoupServerMessage *msg)
+{
+  if (kv_request_is_read_method (soup_server_message_get_method (msg)))
+    return TRUE;
+
+  kv_resource_method_not_allowed (msg, KV_RESOURCE_READ_METHODS);
+  return FALSE;
+}
+
+static guint64
+uptime_seconds (KvStats *stats)
+{
+  return (g_get_monotonic_time () - kv_stats_get_start_time (stats)) / G_USEC_PER_SEC;
+}
+
+/**
+ * kv_resource_health:
+ *
+ * Answers GET and HEAD on /healthz with "ok".
+ */
+void
+kv_resource_health (KvServer          *server,
+                    SoupServerMessage *msg,
+                    const char        *path,
+                    GHashTable        *query)
+{
+  if (check_method (msg))
+    kv_response_text (msg, KV_TEXT_PLAIN, g_strdup ("ok\n"));
+}
+
+/**
+ * kv_resource_stats:
+ *
+ * Answers GET and HEAD on /stats with the store's figures and the request
+ * counters, as JSON.
+ */
+void
+kv_resource_stats (KvServer          *server,
+                   SoupServerMessage *msg,
+                   const char        *path,
+                   GHashTable        *query)
+{
+  g_autoptr(JsonBuilder) builder = NULL;
+  KvStats *stats = kv_server_get_stats (server);
+  KvStorageInfo info;
+
+  if (!check_method (msg))
+    return;
+
+  kv_storage_get_info (kv_server_get_storage (server), &info);
+
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+#define MEMBER(name, value) \
+  json_builder_set_member_name (builder, name); \
+  json_builder_add_int_value (builder, value)
+  MEMBER ("keys", info.keys);
+  MEMBER ("value_bytes", info.value_bytes);
+  MEMBER ("revision", info.revision);
+  MEMBER ("expired", info.expired);
+  MEMBER ("uptime_seconds", uptime_seconds (stats));
+  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
+    {
+      MEMBER (kv_stat_get_name (stat), kv_stats_get (stats, stat));
+    }
+#undef MEMBER
+  json_builder_end_object (builder);
+
+  kv_response_json (msg, builder);
+}
+
+static void
+append_metric (GString    *out,
+               const char *name,
+               const char *type,
+               const char *help,
+               guint64     value)
+{
+  g_string_append_printf (out,
+                          "# HELP crafty_kv_%s %s\n"
+                          "# TYPE crafty_kv_%s %s\n"
+                          "crafty_kv_%s %" G_GUINT64_FORMAT "\n",
+                          name, help, name, type, name, value);
+}
+
+/**
+ * kv_resource_metrics:
+ *
+ * Answers GET and HEAD on /metrics in the Prometheus text exposition
+ * format, version 0.0.4.
+ */
+void
+kv_resource_metrics (KvServer          *server,
+                     SoupServerMessage *msg,
+                     const char        *path,
+                     GHashTable        *query)
+{
+  g_autoptr(GString) out = NULL;
+  KvStats *stats = kv_server_get_stats (server);
+  KvStorageInfo info;
+
+  if (!check_method (msg))
+    return;
+
+  kv_storage_get_info (kv_server_get_storage (server), &info);
+
+  out = g_string_new (NULL);
+  append_metric (out, "keys", "gauge", "Entries held, including expired ones not yet reclaimed",
+                 info.keys);
+  append_metric (out, "value_bytes", "gauge", "Total size of the values held", info.value_bytes);
+  append_metric (out, "revision", "counter", "Revision of the latest write", info.revision);
+  append_metric (out, "uptime_seconds", "gauge", "Seconds since the server started",
+                 uptime_seconds (stats));
+  append_metric (out, "expired_total", "counter", "Entries removed because they expired",
+                 info.expired);
+  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
+    {
+      g_autofree char *name = g_strconcat (kv_stat_get_name (stat), "_total", NULL);
+
+      append_metric (out, name, "counter", kv_stat_get_help (stat), kv_stats_get (stats, stat));
+    }
+
+  kv_response_text (msg, "text/plain; version=0.0.4; charset=utf-8",
+                    g_string_free (g_steal_pointer (&out), FALSE));
+}

@@ -1,0 +1,311 @@
+/* kv-response.c: the one writer of every answer
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Every answer crafty-kv gives goes through here, whether libsoup sends
+ * it or the transport writes it on the raw socket (a refusal before the
+ * body is read): errors are one line of text, or {"error":…,"status":…}
+ * for a client whose Accept asks for JSON; every body carries nosniff.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-response.h"
+#include "storage/kv-storage.h"
+
+/**
+ * kv_response_status_for_error:
+ * @error: an error from the storage layer
+ *
+ * Returns: the HTTP status that reports @error to a client
+ */
+guint
+kv_response_status_for_error (const GError *error)
+{
+  if (error->domain == KV_STORAGE_ERROR)
+    {
+      switch ((KvStorageError) error->code)
+        {
+        case KV_STORAGE_ERROR_NOT_FOUND:
+          return SOUP_STATUS_NOT_FOUND;
+        case KV_STORAGE_ERROR_INVALID_ARGUMENT:
+          return SOUP_STATUS_BAD_REQUEST;
+        case KV_STORAGE_ERROR_PRECONDITION_FAILED:
+          return SOUP_STATUS_PRECONDITION_FAILED;
+        }
+    }
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
+    return SOUP_STATUS_INSUFFICIENT_STORAGE;
+
+  return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+}
+
+/* The q of one media range's parameters, 1 when it has none (RFC 9110
+ * §12.4.2); parameter names are case-insensitive. */
+static double
+range_quality (const char *params,
+               const char *end)
+{
+  const char *p = params;
+
+  while (p < end)
+    {
+      const char *next = memchr (p, ';', end - p);
+      const char *stop = next != NULL ? next : end;
+
+      while (p < stop && (*p == ' ' || *p == '\t' || *p == ';'))
+        p++;
+      if (stop - p >= 2 && g_ascii_tolower (p[0]) == 'q' && p[1] == '=')
+        {
+          g_autofree char *value = g_strndup (p + 2, stop - p - 2);
+
+          return g_ascii_strtod (value, NULL);
+        }
+      p = next != NULL ? next + 1 : end;
+    }
+
+  return 1;
+}
+
+/**
+ * kv_response_wants_json:
+ * @request_headers: (nullable): the request's headers, if they were read
+ *
+ * Whether the client listed application/json in Accept with a q above 0.
+ * Media types are case-insensitive; q=0 means "not this type".
+ *
+ * Returns: %TRUE if answers to this request should be JSON
+ */
+gboolean
+kv_response_wants_json (SoupMessageHeaders *request_headers)
+{
+  const char *accept = request_headers != NULL
+                       ? soup_message_headers_get_list (request_headers, "Accept") : NULL;
+  const char *p = accept;
+
+  if (accept == NULL)
+    return FALSE;
+
+  while (*p != '\0')
+    {
+      const char *end = strchr (p, ',');
+      const char *type_end;
+
+      if (end == NULL)
+        end = p + strlen (p);
+      while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+      type_end = p;
+      while (type_end < end && *type_end != ';' && *type_end != ' ' && *type_end != '\t')
+        type_end++;
+
+      if (type_end - p == (int) strlen (KV_JSON) &&
+          g_ascii_strncasecmp (p, KV_JSON, type_end - p) == 0 &&
+          range_quality (type_end, end) > 0)
+        return TRUE;
+
+      p = *end == ',' ? end + 1 : end;
+    }
+
+  return FALSE;
+}
+
+/* The body of an error: @text and a newline, or the same as JSON. */
+static char *
+dup_error_body (guint       status,
+                const char *text,
+                gboolean    json,
+                gsize      *len)
+{
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonGenerator) generator = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  char *body;
+
+  if (!json)
+    {
+      body = g_strconcat (text, "\n", NULL);
+      *len = strlen (body);
+      return body;
+    }
+
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, text);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_int_value (builder, status);
+  json_builder_end_object (builder);
+
+  generator = json_generator_new ();
+  root = json_builder_get_root (builder);
+  json_generator_set_root (generator, root);
+  body = json_generator_to_data (generator, len);
+  /* A final newline, like every other body, for the terminal's sake. */
+  body = g_realloc (body, *len + 2);
+  body[(*len)++] = '\n';
+  body[*len] = '\0';
+  return body;
+}
+
+static void
+set_nosniff (SoupServerMessage *msg)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "X-Content-Type-Options", "nosniff");
+}
+
+/**
+ * kv_response_error:
+ * @msg: the request
+ * @status: an HTTP error status
+ * @text: the error's stable text, one line of ASCII
+ *
+ * Answers @msg with an error: @text as a line of plain text, or as JSON
+ * for a client that asks for it.
+ */
+void
+kv_response_error (SoupServerMessage *msg,
+                   guint              status,
+                   const char        *text)
+{
+  gboolean json = kv_response_wants_json (soup_server_message_get_request_headers (msg));
+  gsize len;
+  char *body = dup_error_body (status, text, json, &len);
+
+  set_nosniff (msg);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, json ? KV_JSON : KV_TEXT_PLAIN, SOUP_MEMORY_TAKE,
+                                    body, len);
+}
+
+/**
+ * kv_response_text:
+ * @msg: the request
+ * @content_type: the body's media type
+ * @text: (transfer full): the body, NUL-terminated
+ *
+ * Answers @msg with 200 and @text.
+ */
+void
+kv_response_text (SoupServerMessage *msg,
+                  const char        *content_type,
+                  char              *text)
+{
+  gsize len = strlen (text);
+
+  set_nosniff (msg);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, content_type, SOUP_MEMORY_TAKE, text, len);
+}
+
+/**
+ * kv_response_json:
+ * @msg: the request
+ * @builder: a builder holding the whole answer
+ *
+ * Answers @msg with 200 and the JSON @builder built, and a newline.
+ */
+void
+kv_response_json (SoupServerMessage *msg,
+                  JsonBuilder       *builder)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+  g_autoptr(JsonNode) root = json_builder_get_root (builder);
+  gsize len;
+  char *text;
+
+  json_generator_set_root (generator, root);
+  text = json_generator_to_data (generator, &len);
+  text = g_realloc (text, len + 2);
+  text[len++] = '\n';
+  text[len] = '\0';
+
+  set_nosniff (msg);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, KV_JSON, SOUP_MEMORY_TAKE, text, len);
+}
+
+/**
+ * kv_response_set_etag:
+ * @headers: response headers
+ * @revision: the revision the answer is about
+ *
+ * Sets a strong ETag, "@revision".
+ */
+void
+kv_response_set_etag (SoupMessageHeaders *headers,
+                      guint64             revision)
+{
+  char etag[24];
+  char *p = etag + sizeof etag;
+
+  /* Digits from the end, without printf: this is on every GET's path. */
+  *--p = '\0';
+  *--p = '"';
+  do
+    *--p = '0' + revision % 10;
+  while ((revision /= 10) != 0);
+  *--p = '"';
+
+  soup_message_headers_replace (headers, "ETag", p);
+}
+
+/* libsoup 3.2 knows neither 421 nor 431 by name. */
+static const char *
+status_phrase (guint status)
+{
+  switch (status)
+    {
+    case SOUP_STATUS_MISDIRECTED_REQUEST:
+      return "Misdirected Request";
+    case KV_STATUS_HEADER_FIELDS_TOO_LARGE:
+      return "Request Header Fields Too Large";
+    default:
+      return soup_status_get_phrase (status);
+    }
+}
+
+/**
+ * kv_response_build_refusal:
+ * @status: an HTTP error status
+ * @text: the error's stable text
+ * @extra_header: (nullable): one more header line, without CRLF
+ * @request_headers: (nullable): the request's headers, if they were read
+ * @head: whether the request was a HEAD, whose answer has no body
+ *
+ * Builds a whole HTTP/1.1 answer for the transport to write on the raw
+ * socket, with "Connection: close": the same status, headers and body
+ * kv_response_error() would give.
+ *
+ * Returns: (transfer full): the bytes to send
+ */
+GBytes *
+kv_response_build_refusal (guint               status,
+                           const char         *text,
+                           const char         *extra_header,
+                           SoupMessageHeaders *request_headers,
+                           gboolean            head)
+{
+  GString *response = g_string_new (NULL);
+  gboolean json = kv_response_wants_json (request_headers);
+  g_autofree char *body = NULL;
+  gsize len;
+
+  body = dup_error_body (status, text, json, &len);
+
+  g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status, status_phrase (status));
+  g_string_append (response, "Server: " PACKAGE_NAME "/" VERSION "\r\n");
+  g_string_append (response, "Connection: close\r\n");
+  g_string_append_printf (response, "Content-Type: %s\r\n", json ? KV_JSON : KV_TEXT_PLAIN);
+  g_string_append (response, "X-Content-Type-Options: nosniff\r\n");
+  g_string_append_printf (response, "Content-Length: %" G_GSIZE_FORMAT "\r\n", len);
+  if (extra_header != NULL)
+    g_string_append_printf (response, "%s\r\n", extra_header);
+  g_string_append (response, "\r\n");
+  if (!head)
+    g_string_append_len (response, body, len);
+
+  return g_string_free_to_bytes (response);
+}
