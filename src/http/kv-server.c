@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 
 #include "net/kv-guard.h"
+#include "kv-metrics.h"
 #include "kv-server.h"
 
 #define KV_PREFIX "/kv/"
@@ -678,20 +679,6 @@ handle_stats (KvServer          *self,
   set_body_json (msg, builder);
 }
 
-static void
-append_metric (GString    *out,
-               const char *name,
-               const char *type,
-               const char *help,
-               guint64     value)
-{
-  g_string_append_printf (out,
-                          "# HELP crafty_kv_%s %s\n"
-                          "# TYPE crafty_kv_%s %s\n"
-                          "crafty_kv_%s %" G_GUINT64_FORMAT "\n",
-                          name, help, name, type, name, value);
-}
-
 /* The Prometheus text exposition format, version 0.0.4. */
 static void
 handle_metrics (KvServer          *self,
@@ -701,21 +688,9 @@ handle_metrics (KvServer          *self,
   KvStorageInfo info;
 
   kv_storage_get_info (self->storage, &info);
-
-  append_metric (out, "keys", "gauge", "Entries held, including expired ones not yet reclaimed",
-                 info.keys);
-  append_metric (out, "value_bytes", "gauge", "Total size of the values held", info.value_bytes);
-  append_metric (out, "revision", "counter", "Revision of the latest write", info.revision);
-  append_metric (out, "uptime_seconds", "gauge", "Seconds since the server started",
-                 uptime_seconds (self));
-  append_metric (out, "expired_total", "counter", "Entries removed because they expired",
-                 info.expired);
-  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
-    {
-      g_autofree char *name = g_strconcat (kv_stat_get_name (stat), "_total", NULL);
-
-      append_metric (out, name, "counter", kv_stat_get_help (stat), kv_stats_get (self->stats, stat));
-    }
+  /* Each thread's server answers /metrics, but only the application sees
+   * every connection. */
+  kv_metrics_render (out, self->stats, &info, 0);
 
   reply_text (msg, "text/plain; version=0.0.4; charset=utf-8",
               g_string_free (g_steal_pointer (&out), FALSE));
