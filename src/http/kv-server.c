@@ -42,7 +42,7 @@ struct _KvServer
   SoupServer *soup;     /* (owned) */
 
   /* Requests in flight, and the graceful stop that waits for them. */
-  GHashTable *in_flight;    /* (element-type SoupServerMessage) (owned) weak refs */
+  GHashTable *in_flight;    /* (element-type SoupServerMessage gsize) (owned) weak refs: starts */
   guint n_in_flight;        /* (atomic): its size, for other threads to read */
   GTask *stop_task;         /* (owned) (nullable) */
   GSource *stop_cancelled;  /* (owned) (nullable) */
@@ -1214,7 +1214,7 @@ on_tracked_request_started (SoupServer        *soup,
 {
   KvServer *self = user_data;
 
-  if (g_hash_table_add (self->in_flight, msg))
+  if (g_hash_table_insert (self->in_flight, msg, GSIZE_TO_POINTER (g_get_monotonic_time ())))
     {
       g_object_weak_ref (G_OBJECT (msg), request_gone, self);
       g_atomic_int_set (&self->n_in_flight, g_hash_table_size (self->in_flight));
@@ -1255,6 +1255,10 @@ on_tracked_request_finished (SoupServer        *soup,
   KvServer *self = user_data;
 
   kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
+  kv_stats_record_request (self->stats, soup_server_message_get_method (msg),
+                           soup_server_message_get_status (msg),
+                           (gsize) g_get_monotonic_time () -
+                           GPOINTER_TO_SIZE (g_hash_table_lookup (self->in_flight, msg)));
   on_tracked_request_aborted (soup, msg, user_data);
 
   /* A line per request only when G_MESSAGES_DEBUG asks for it, and no
