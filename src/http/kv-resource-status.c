@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "kv-metrics.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -81,20 +82,6 @@ kv_resource_stats (KvServer          *server,
   kv_response_json (msg, builder);
 }
 
-static void
-append_metric (GString    *out,
-               const char *name,
-               const char *type,
-               const char *help,
-               guint64     value)
-{
-  g_string_append_printf (out,
-                          "# HELP crafty_kv_%s %s\n"
-                          "# TYPE crafty_kv_%s %s\n"
-                          "crafty_kv_%s %" G_GUINT64_FORMAT "\n",
-                          name, help, name, type, name, value);
-}
-
 /**
  * kv_resource_metrics:
  *
@@ -117,20 +104,7 @@ kv_resource_metrics (KvServer          *server,
   kv_storage_get_info (kv_server_get_storage (server), &info);
 
   out = g_string_new (NULL);
-  append_metric (out, "keys", "gauge", "Entries held, including expired ones not yet reclaimed",
-                 info.keys);
-  append_metric (out, "value_bytes", "gauge", "Total size of the values held", info.value_bytes);
-  append_metric (out, "revision", "counter", "Revision of the latest write", info.revision);
-  append_metric (out, "uptime_seconds", "gauge", "Seconds since the server started",
-                 uptime_seconds (stats));
-  append_metric (out, "expired_total", "counter", "Entries removed because they expired",
-                 info.expired);
-  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
-    {
-      g_autofree char *name = g_strconcat (kv_stat_get_name (stat), "_total", NULL);
-
-      append_metric (out, name, "counter", kv_stat_get_help (stat), kv_stats_get (stats, stat));
-    }
+  kv_metrics_render (out, stats, &info, kv_stats_get_open_connections (stats));
 
   kv_response_text (msg, "text/plain; version=0.0.4; charset=utf-8",
                     g_string_free (g_steal_pointer (&out), FALSE));

@@ -36,7 +36,8 @@ struct _KvServer
   GSocket *keepalive_peer;      /* (owned) (nullable) */
 
   /* Requests in flight, and the graceful stop that waits for them. */
-  GHashTable *in_flight;        /* (element-type SoupServerMessage) (owned) weak refs */
+  GHashTable *in_flight;        /* (element-type SoupServerMessage gint64) (owned): weak refs,
+                                 * and when each request started */
   guint n_in_flight;            /* (atomic): its size, for other threads to read */
   GTask *stop_task;             /* (owned) (nullable) */
   GSource *stop_cancelled;      /* (owned) (nullable) */
@@ -208,7 +209,7 @@ on_request_started (SoupServer        *soup,
   KvServer *self = user_data;
   KvConnection *connection = kv_connection_from_message (msg);
 
-  if (g_hash_table_add (self->in_flight, msg))
+  if (g_hash_table_insert (self->in_flight, msg, GSIZE_TO_POINTER (g_get_monotonic_time ())))
     {
       g_object_weak_ref (G_OBJECT (msg), request_gone, self);
       g_atomic_int_set (&self->n_in_flight, g_hash_table_size (self->in_flight));
@@ -251,8 +252,15 @@ on_request_finished (SoupServer        *soup,
                      gpointer           user_data)
 {
   KvServer *self = user_data;
+  gpointer started;
 
   kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
+  /* From its first byte (for a connection's first request, from accept)
+   * to the end of its answer. */
+  if (g_hash_table_lookup_extended (self->in_flight, msg, NULL, &started))
+    kv_stats_record_request (self->stats, soup_server_message_get_method (msg),
+                             soup_server_message_get_status (msg),
+                             g_get_monotonic_time () - (gint64) GPOINTER_TO_SIZE (started));
   on_request_aborted (soup, msg, user_data);
 
   /* A line per request only when G_MESSAGES_DEBUG asks for it, and no
@@ -669,6 +677,16 @@ kv_server_get_soup_server (KvServer *self)
   return self->soup;
 }
 
+/* A connection ends when libsoup lets go of it, in the server's thread. */
+static void
+on_connection_gone (gpointer  data,
+                    GObject  *where_the_connection_was)
+{
+  g_autoptr(KvStats) stats = data;
+
+  kv_stats_add_open_connections (stats, -1);
+}
+
 /**
  * kv_server_accept_connection:
  * @self: a #KvServer
@@ -700,6 +718,8 @@ kv_server_accept_connection (KvServer  *self,
     }
 
   kv_stats_add (self->stats, KV_STAT_CONNECTIONS, 1);
+  kv_stats_add_open_connections (self->stats, 1);
+  g_object_weak_ref (G_OBJECT (connection), on_connection_gone, g_object_ref (self->stats));
   return kv_connection_serve (connection, self->soup, error);
 }
 

@@ -32,6 +32,38 @@ typedef enum
   KV_N_STATS
 } KvStat;
 
+/**
+ * KvStatsMethod:
+ * @KV_STATS_METHOD_GET: GET
+ * @KV_STATS_METHOD_HEAD: HEAD
+ * @KV_STATS_METHOD_PUT: PUT
+ * @KV_STATS_METHOD_DELETE: DELETE
+ * @KV_STATS_METHOD_POST: POST
+ * @KV_STATS_METHOD_OPTIONS: OPTIONS
+ * @KV_STATS_METHOD_OTHER: any other method
+ *
+ * The methods request durations are counted by: a fixed set, so that a
+ * client cannot make new series.
+ */
+typedef enum
+{
+  KV_STATS_METHOD_GET,
+  KV_STATS_METHOD_HEAD,
+  KV_STATS_METHOD_PUT,
+  KV_STATS_METHOD_DELETE,
+  KV_STATS_METHOD_POST,
+  KV_STATS_METHOD_OPTIONS,
+  KV_STATS_METHOD_OTHER,
+  KV_STATS_N_METHODS
+} KvStatsMethod;
+
+/* Status classes 1xx to 5xx. */
+#define KV_STATS_N_STATUS_CLASSES 5
+
+/* Request duration buckets: 16 upper bounds from 100 µs to 10 s, then one
+ * without a bound (+Inf). */
+#define KV_STATS_N_DURATION_BUCKETS 17
+
 #define KV_TYPE_STATS (kv_stats_get_type ())
 G_DECLARE_FINAL_TYPE (KvStats, kv_stats, KV, STATS, GObject)
 
@@ -42,6 +74,22 @@ void        kv_stats_add             (KvStats *self,
 guint64     kv_stats_get             (KvStats *self,
                                       KvStat   stat);
 gint64      kv_stats_get_start_time  (KvStats *self);
+gint64      kv_stats_get_start_real_time (KvStats *self);
+void        kv_stats_add_open_connections (KvStats *self,
+                                           int      delta);
+guint       kv_stats_get_open_connections (KvStats *self);
+
+void        kv_stats_record_request  (KvStats    *self,
+                                      const char *method,
+                                      guint       status,
+                                      gint64      duration_usec);
+guint64     kv_stats_get_request_durations (KvStats       *self,
+                                            KvStatsMethod  method,
+                                            guint          status_class,
+                                            guint64        buckets[KV_STATS_N_DURATION_BUCKETS],
+                                            guint64       *sum_usec);
+gint64      kv_stats_get_duration_bound (guint bucket);
+const char *kv_stats_method_get_name (KvStatsMethod method);
 
 const char *kv_stat_get_name         (KvStat   stat);
 const char *kv_stat_get_help         (KvStat   stat);
