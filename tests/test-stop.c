@@ -364,6 +364,67 @@ test_second_signal (void)
   kv_test_daemon_free (daemon);
 }
 
+/* What comes after the last response: TRUE for the end of the stream,
+ * FALSE for a reset. */
+static gboolean
+client_ends_cleanly (GSocket *client)
+{
+  g_autoptr(GError) error = NULL;
+  char buffer[256];
+  gssize len = g_socket_receive (client, buffer, sizeof buffer, NULL, &error);
+
+  if (len < 0)
+    g_test_message ("After the last answer: %s", error->message);
+  return len == 0;
+}
+
+static void
+test_pipelined (void)
+{
+  const char *args[] = { "--threads=1", NULL };
+  KvTestDaemon *daemon = kv_test_daemon_start (args);
+  g_autoptr(GSocket) client = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) pipelined = g_string_new (NULL);
+  g_autoptr(Response) answer = NULL;
+  g_autofree char *stopping = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *served = NULL;
+  guint answered = 0;
+
+  g_test_summary ("On SIGTERM, of requests pipelined on one connection, the one in flight "
+                  "is answered with “Connection: close”, and the connection then ends "
+                  "cleanly, not with a reset; the stop's log counts what was answered");
+
+  client = client_connect (kv_test_daemon_get_port (daemon), &error);
+  g_assert_no_error (error);
+  start_put (client, "k", "hello", 2);
+
+  kv_test_daemon_signal (daemon, SIGTERM);
+  stopping = kv_test_daemon_wait_notify (daemon, "STOPPING=1", 10 * 1000);
+  g_assert_nonnull (stopping);
+
+  /* The rest of the PUT, and more requests behind it in the same write. */
+  g_string_append (pipelined, "llo");
+  for (guint i = 0; i < 20; i++)
+    g_string_append (pipelined, "GET /kv/k HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  client_send (client, pipelined->str);
+
+  answer = client_receive (client);
+  g_assert_nonnull (answer);
+  g_assert_cmpuint (answer->status, ==, 200);
+  g_assert_true (answer->close);
+  answered++;
+  g_assert_true (client_ends_cleanly (client));
+
+  g_assert_cmpint (kv_test_daemon_wait (daemon), ==, 0);
+  log = kv_test_daemon_dup_log (daemon);
+  served = g_strdup_printf ("Stopped gracefully after SIGTERM; requests served: %u, "
+                            "abandoned: 0\n", answered);
+  g_assert_nonnull (strstr (log, served));
+  kv_test_daemon_free (daemon);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -374,6 +435,7 @@ main (int   argc,
   g_test_add_func ("/kv/stop/idle-connections", test_idle_connections);
   g_test_add_func ("/kv/stop/timeout", test_timeout);
   g_test_add_func ("/kv/stop/second-signal", test_second_signal);
+  g_test_add_func ("/kv/stop/pipelined", test_pipelined);
 
   return g_test_run ();
 }
