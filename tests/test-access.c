@@ -185,6 +185,71 @@ test_loopback_other_user (Fixture       *f,
 }
 
 static void
+test_other_user_takes_no_slot (Fixture       *f,
+                               gconstpointer  user_data)
+{
+  const char *script =
+    "import socket, sys, time\n"
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "print('connected', flush=True)\n"
+    "time.sleep(5)\n";
+  /* Debian's, which any user may run (the PATH may lead to a private one). */
+  const char *python = "/usr/bin/python3";
+  g_autofree char *port = NULL;
+  g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_test_summary ("Another user's connections are refused before they count: while they "
+                  "are open, the owner's connections are served even with a single slot");
+
+  if (!can_run_as_nobody ())
+    return;
+  if (!g_file_test (python, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("python3 is not installed: no client to hold connections open");
+      return;
+    }
+
+  g_object_set (f->config, "max-connections", 1, NULL);
+  g_assert_true (start (f));
+  port = g_strdup_printf ("%u", f->port);
+
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSubprocessLauncher) launcher =
+        g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+      GSubprocess *other;
+      g_autoptr(GDataInputStream) out = NULL;
+      g_autofree char *line = NULL;
+
+      /* Somewhere nobody may be. */
+      g_subprocess_launcher_set_cwd (launcher, "/");
+      other = g_subprocess_launcher_spawn (launcher, &error, "runuser", "-u", "nobody", "--",
+                                           python, "-c", script, port, NULL);
+
+      g_assert_no_error (error);
+      out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (other));
+      line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (line, ==, "connected");
+      g_ptr_array_add (others, other);
+    }
+
+  /* Five connections of another user are open, and the one slot is free. */
+  g_assert_cmpuint (kv_listener_get_n_connections (kv_test_server_get_listener (f->server)), ==,
+                    0);
+  for (guint i = 0; i < 10; i++)
+    {
+      g_autoptr(KvRawResponse) r = kv_raw_simple (f->port, "GET", "/kv/absent", NULL);
+
+      g_assert_cmpuint (r->status, ==, 404);
+    }
+
+  for (guint i = 0; i < others->len; i++)
+    g_subprocess_force_exit (g_ptr_array_index (others, i));
+}
+
+static void
 test_unix_other_user (Fixture       *f,
                       gconstpointer  user_data)
 {
@@ -543,6 +608,7 @@ main (int   argc,
   ADD ("loopback/other-user", test_loopback_other_user);
   ADD ("loopback/peer-uid", test_peer_uid);
   ADD ("unix/other-user", test_unix_other_user);
+  ADD ("loopback/other-user-takes-no-slot", test_other_user_takes_no_slot);
   ADD ("browser/host", test_host);
   ADD ("browser/origin-refused", test_origin_refused);
   ADD ("browser/origin-allowed", test_origin_allowed);

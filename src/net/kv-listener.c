@@ -278,17 +278,20 @@ deliver (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The refusal may end after we are gone: we are held weakly. */
 static void
 on_refusal_done (GObject      *source,
                  GAsyncResult *result,
                  gpointer      data)
 {
-  KvListener *self = data;
+  GWeakRef *weak = data;
+  g_autoptr(KvListener) self = g_weak_ref_get (weak);
 
   kv_refusal_run_finish (KV_REFUSAL (source), result, NULL);
-  if (self->refusals != NULL)
+  if (self != NULL && self->refusals != NULL)
     g_hash_table_remove (self->refusals, source);
-  g_object_unref (self);
+  g_weak_ref_clear (weak);
+  g_free (weak);
 }
 
 /* Over a Unix socket or the loopback, whether the peer runs as the user
@@ -334,10 +337,13 @@ refuse (KvListener *self,
         GSocket    *connection)
 {
   KvRefusal *refusal = kv_refusal_new (connection, NULL, self->forbidden, FORBIDDEN_DRAIN);
+  GWeakRef *weak;
 
   g_socket_set_blocking (connection, FALSE);
   g_hash_table_add (self->refusals, refusal);
-  kv_refusal_run_async (refusal, on_refusal_done, g_object_ref (self));
+  weak = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (weak, self);
+  kv_refusal_run_async (refusal, on_refusal_done, weak);
 }
 
 static void

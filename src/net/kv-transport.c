@@ -305,21 +305,24 @@ kv_transport_build_refusal (KvTransport        *self,
   return self->build_refusal (status, text, extra_header, request_headers, head);
 }
 
+/* The refusal may end after we are gone: we are held weakly. */
 static void
 on_refusal_done (GObject      *source,
                  GAsyncResult *result,
                  gpointer      data)
 {
-  KvTransport *self = data;
+  GWeakRef *weak = data;
+  g_autoptr(KvTransport) self = g_weak_ref_get (weak);
 
   kv_refusal_run_finish (KV_REFUSAL (source), result, NULL);
-  if (self->refusals != NULL)
+  if (self != NULL && self->refusals != NULL)
     {
       g_hash_table_remove (self->refusals, source);
       if (g_hash_table_size (self->refusals) == 0)
         complete_flush (self);
     }
-  g_object_unref (self);
+  g_weak_ref_clear (weak);
+  g_free (weak);
 }
 
 /* Sends @response (if any) on @socket, then shuts down, drains and
@@ -331,6 +334,7 @@ kv_transport_close_socket (KvTransport *self,
                            GBytes      *response)
 {
   KvRefusal *refusal;
+  GWeakRef *weak;
 
   if (self->refusals == NULL)
     {
@@ -344,7 +348,9 @@ kv_transport_close_socket (KvTransport *self,
   refusal = kv_refusal_new (socket, stream, response,
                             self->limits.max_body_size + DRAIN_EXTRA);
   g_hash_table_add (self->refusals, refusal);
-  kv_refusal_run_async (refusal, on_refusal_done, g_object_ref (self));
+  weak = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (weak, self);
+  kv_refusal_run_async (refusal, on_refusal_done, weak);
 }
 
 static gboolean
