@@ -814,6 +814,43 @@ test_flood_sheds_idle (Fixture       *fixture,
 }
 
 static void
+test_flood_sheds_trickler (Fixture       *fixture,
+                           gconstpointer  user_data)
+{
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(KvRawResponse) shed = NULL;
+
+  g_test_summary ("Past max-connections with every slot taken by clients trickling their "
+                  "headers, each newcomer is served and the oldest trickler gets 503");
+
+  for (guint i = 0; i < MAX_CONNECTIONS; i++)
+    {
+      GSocket *socket = kv_raw_connect (fixture->port);
+
+      /* A request line and no end of headers. */
+      kv_raw_send_string (socket, "GET /kv/a HTTP/1.1\r\n" H);
+      g_ptr_array_add (held, socket);
+      g_usleep (2000);
+    }
+  wait_for_open_connections (fixture, MAX_CONNECTIONS);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(KvRawResponse) r = kv_raw_simple (fixture->port, "GET", "/kv/a", NULL);
+
+      g_assert_cmpuint (r->status, ==, 404);
+    }
+
+  /* The first trickler, which had been at it the longest, made room. */
+  shed = kv_raw_read_response (g_ptr_array_index (held, 0), FALSE, 2000);
+  g_assert_cmpuint (shed->status, ==, 503);
+  g_assert_cmpstr (kv_raw_response_header (shed, "retry-after"), ==, "1");
+  g_assert_true (kv_raw_response_body_is (shed, "too many connections\n"));
+
+  g_ptr_array_set_size (held, 0);
+}
+
+static void
 test_no_leak (Fixture       *fixture,
               gconstpointer  user_data)
 {
@@ -894,6 +931,7 @@ main (int   argc,
   ADD ("idle/closed-by-client", test_idle_close_by_client);
   ADD ("flood/max-connections", test_flood);
   ADD ("flood/sheds-idle", test_flood_sheds_idle);
+  ADD ("flood/sheds-trickler", test_flood_sheds_trickler);
   g_test_add ("/kv/hostile/flood/no-leak", Fixture, NULL, fixture_setup_roomy, test_no_leak,
               fixture_teardown);
 #undef ADD
