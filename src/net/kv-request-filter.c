@@ -23,11 +23,29 @@
  *   CRLF right after each chunk's data, and no trailers (libsoup 3.2 would
  *   take the first trailer line for the end of the body).
  *
+ * It also refuses what libsoup 3.2.3 itself would refuse once it has the
+ * header block, before any handler runs, with an answer that has no body
+ * (soup_headers_parse_request(), then the URI it builds with g_uri_parse()
+ * from the target, or from Host and the target):
+ *
+ * - a target that is not "/…", "http://…" with a valid authority, or "*"
+ *   for OPTIONS (and a Host with it); any CONNECT;
+ * - a '%' in the target not followed by two hex digits;
+ * - HTTP/1.1 without Host; a Host that is not a reg-name (without
+ *   percent-encoding), an IPv4 address or an [IPv6 address], with an
+ *   optional port up to 65535; an empty one;
+ * - an Expect other than one "100-continue" (417);
+ * - a request line or headers cut off by the end of the stream.
+ *
  * What it accepts, libsoup frames the same way. At the first byte it
  * refuses, it lets libsoup have the bytes before it, then stops: reads
  * would block for ever, and the "refused" signal says which answer the
  * request deserves (its handler must not touch libsoup at once: it is
- * emitted from within libsoup's read).
+ * emitted from within libsoup's read). A request whose header block can
+ * still be framed (its version, target, Host, Expect, Content-Length or
+ * Transfer-Encoding is what is refused) is refused at the LF that ends
+ * the block, once the whole request is known; libsoup never has the whole
+ * block.
  */
 #include "config.h"
 
@@ -42,6 +60,8 @@
 #define STATUS_HEADER_FIELDS_TOO_LARGE 431
 /* Chunk sizes above 2^60 would turn negative in libsoup's goffset. */
 #define CHUNK_SIZE_DIGITS_MAX 15
+/* The longest IPv6 address in text, IPv4 tail included. */
+#define IPV6_ADDRESS_MAX 45
 
 typedef enum
 {
@@ -72,8 +92,12 @@ struct _KvRequestFilter
   gboolean has_length;
   gboolean chunked;
   gboolean has_host;
+  gboolean has_expect;
+  gboolean needs_host;          /* HTTP/1.1, or a target of "*" */
   guint64 left;                 /* bytes of the body or chunk still to come */
 
+  guint pending_status;         /* to refuse at the end of the headers, or 0 */
+  const char *pending_text;
   guint refused_status;         /* 0 while everything is fine */
   const char *refused_text;
   gboolean frozen;
@@ -107,14 +131,36 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (KvRequestFilter, kv_request_filter, G_TYPE_FILTER
 
 /* ---- The parser ---- */
 
+/* Refuses at this byte: what follows cannot be framed. A problem found
+ * earlier in the request is still the one told. */
 static gboolean
 refuse (KvRequestFilter *self,
         guint            status,
         const char      *text)
 {
+  if (self->pending_status != 0)
+    {
+      status = self->pending_status;
+      text = self->pending_text;
+    }
   self->refused_status = status;
   self->refused_text = text;
   return FALSE;
+}
+
+/* Refuses at the end of the header block, which can still be framed.
+ * The first problem found is told. */
+static gboolean
+refuse_later (KvRequestFilter *self,
+              guint            status,
+              const char      *text)
+{
+  if (self->pending_status == 0)
+    {
+      self->pending_status = status;
+      self->pending_text = text;
+    }
+  return TRUE;
 }
 
 static void
@@ -127,7 +173,11 @@ begin_request (KvRequestFilter *self)
   self->has_length = FALSE;
   self->chunked = FALSE;
   self->has_host = FALSE;
+  self->has_expect = FALSE;
+  self->needs_host = FALSE;
   self->left = 0;
+  self->pending_status = 0;
+  self->pending_text = NULL;
 }
 
 static gboolean
@@ -142,34 +192,177 @@ is_ows (guint8 c)
   return c == ' ' || c == '\t';
 }
 
+/* RFC 3986: unreserved and sub-delims, the characters of a reg-name
+ * besides percent-encoding. */
+static gboolean
+is_reg_name_char (guint8 c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* Whether @s is the authority of an http URI as g_uri_parse() takes it,
+ * and as RFC 9110 wants it: a host that is not empty, then an optional
+ * port up to 65535. No userinfo, no percent-encoding. */
+static gboolean
+authority_is_valid (const char *s,
+                    gsize       len)
+{
+  gsize i = 0;
+  guint port = 0;
+
+  if (len > 0 && s[0] == '[')
+    {
+      char address[IPV6_ADDRESS_MAX + 1];
+      gsize n = 0;
+
+      /* Only an IPv6 address: GLib knows no IPvFuture, and a zone needs
+       * percent-encoding. */
+      for (i = 1; i < len && s[i] != ']'; i++)
+        {
+          if (n == IPV6_ADDRESS_MAX || !(g_ascii_isxdigit (s[i]) || s[i] == ':' || s[i] == '.'))
+            return FALSE;
+          address[n++] = s[i];
+        }
+      if (i == len)
+        return FALSE;
+      address[n] = '\0';
+      if (memchr (address, ':', n) == NULL || !g_hostname_is_ip_address (address))
+        return FALSE;
+      i++;
+    }
+  else
+    {
+      while (i < len && s[i] != ':')
+        {
+          if (!is_reg_name_char (s[i]))
+            return FALSE;
+          i++;
+        }
+      if (i == 0)
+        return FALSE;
+    }
+
+  if (i == len)
+    return TRUE;
+  if (s[i] != ':')
+    return FALSE;
+  /* An empty port is allowed (RFC 3986, and GLib). */
+  for (i++; i < len; i++)
+    {
+      if (!g_ascii_isdigit (s[i]))
+        return FALSE;
+      port = port * 10 + (s[i] - '0');
+      if (port > 65535)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* GLib refuses a '%' not followed by two hex digits anywhere in the path,
+ * the query or the fragment. */
+static gboolean
+percent_encoding_is_valid (const char *s,
+                           gsize       len)
+{
+  const char *end = s + len;
+  const char *p = s;
+
+  while ((p = memchr (p, '%', end - p)) != NULL)
+    {
+      if (end - p < 3 || !g_ascii_isxdigit (p[1]) || !g_ascii_isxdigit (p[2]))
+        return FALSE;
+      p += 3;
+    }
+  return TRUE;
+}
+
+static gboolean
+is_method (const char *method,
+           gsize       len,
+           const char *expected)
+{
+  /* Methods are case-sensitive. */
+  return len == strlen (expected) && memcmp (method, expected, len) == 0;
+}
+
+/* The request target's forms libsoup 3.2.3 can make a URI of (RFC 9112,
+ * 3.2): origin-form, absolute-form for http, and asterisk-form, which
+ * only OPTIONS may use. libsoup reads CONNECT's target as an authority,
+ * and refuses any other; crafty-kv is no proxy. */
+static gboolean
+target_is_valid (KvRequestFilter *self,
+                 const char      *method,
+                 gsize            method_len,
+                 const char      *target,
+                 gsize            len)
+{
+  gsize start = 0;
+
+  if (is_method (method, method_len, "CONNECT"))
+    return FALSE;
+
+  if (len == 1 && target[0] == '*')
+    {
+      /* libsoup needs a Host to make a URI of it. */
+      self->needs_host = TRUE;
+      return is_method (method, method_len, "OPTIONS");
+    }
+
+  if (target[0] != '/')
+    {
+      gsize authority = strlen ("http://");
+
+      if (len < authority || g_ascii_strncasecmp (target, "http://", authority) != 0)
+        return FALSE;
+      start = authority;
+      while (start < len && target[start] != '/' && target[start] != '?' && target[start] != '#')
+        start++;
+      if (!authority_is_valid (target + authority, start - authority))
+        return FALSE;
+    }
+
+  return percent_encoding_is_valid (target + start, len - start);
+}
+
 static gboolean
 parse_request_line (KvRequestFilter *self,
                     const char      *line,
                     gsize            len)
 {
   gsize i = 0;
+  gsize method_len;
   gsize target;
+  gsize target_len;
   const char *version;
 
   while (i < len && is_tchar (line[i]))
     i++;
   if (i == 0 || i >= len || line[i] != ' ')
     return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  method_len = i;
   target = ++i;
   while (i < len && line[i] > ' ' && line[i] < 0x7f)
     i++;
   if (i == target || i >= len || line[i] != ' ')
     return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  target_len = i - target;
 
   version = line + i + 1;
   len -= i + 1;
-  if (len == 8 && (memcmp (version, "HTTP/1.1", 8) == 0 || memcmp (version, "HTTP/1.0", 8) == 0))
-    return TRUE;
-  if (len == 8 && memcmp (version, "HTTP/", 5) == 0 && g_ascii_isdigit (version[5]) &&
-      version[6] == '.' && g_ascii_isdigit (version[7]))
-    return refuse (self, SOUP_STATUS_HTTP_VERSION_NOT_SUPPORTED, "http version not supported");
+  if (len == 8 && memcmp (version, "HTTP/1.1", 8) == 0)
+    self->needs_host = TRUE;
+  else if (len == 8 && memcmp (version, "HTTP/1.0", 8) == 0)
+    ;
+  else if (len == 8 && memcmp (version, "HTTP/", 5) == 0 && g_ascii_isdigit (version[5]) &&
+           version[6] == '.' && g_ascii_isdigit (version[7]))
+    refuse_later (self, SOUP_STATUS_HTTP_VERSION_NOT_SUPPORTED, "http version not supported");
+  else
+    return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
 
-  return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  if (!target_is_valid (self, line, method_len, line + target, target_len))
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+
+  return TRUE;
 }
 
 static gboolean
@@ -210,13 +403,13 @@ parse_header_line (KvRequestFilter *self,
   if (name_is (line, name_len, "Content-Length"))
     {
       if (self->has_length || value_len == 0)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+        return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       self->has_length = TRUE;
       self->left = 0;
       for (gsize i = 0; i < value_len; i++)
         {
           if (!g_ascii_isdigit (value[i]))
-            return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+            return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
           /* Too large to count is too large to accept: the guard says
            * so (413) before the body. */
           if (self->left > (G_MAXUINT64 - 9) / 10)
@@ -228,16 +421,27 @@ parse_header_line (KvRequestFilter *self,
   else if (name_is (line, name_len, "Transfer-Encoding"))
     {
       if (self->chunked)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+        return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       if (value_len != 7 || g_ascii_strncasecmp (value, "chunked", 7) != 0)
-        return refuse (self, SOUP_STATUS_NOT_IMPLEMENTED, "not implemented");
+        return refuse_later (self, SOUP_STATUS_NOT_IMPLEMENTED, "not implemented");
       self->chunked = TRUE;
     }
   else if (name_is (line, name_len, "Host"))
     {
-      if (self->has_host)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+      /* libsoup makes the request's URI of "http://", Host and the
+       * target. */
+      if (self->has_host || !authority_is_valid (value, value_len))
+        refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       self->has_host = TRUE;
+    }
+  else if (name_is (line, name_len, "Expect"))
+    {
+      /* libsoup answers any other expectation with 417 itself, and reads
+       * two fields as a list. */
+      if (self->has_expect || value_len != 12 ||
+          g_ascii_strncasecmp (value, "100-continue", 12) != 0)
+        refuse_later (self, SOUP_STATUS_EXPECTATION_FAILED, "expectation failed");
+      self->has_expect = TRUE;
     }
 
   return TRUE;
@@ -247,7 +451,13 @@ static gboolean
 end_of_headers (KvRequestFilter *self)
 {
   if (self->chunked && self->has_length)
-    return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  if (self->needs_host && !self->has_host)
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  /* The whole header block is in, short of this LF: libsoup has not
+   * parsed a byte of it. */
+  if (self->pending_status != 0)
+    return refuse (self, self->pending_status, self->pending_text);
 
   if (self->chunked)
     self->state = STATE_CHUNK_SIZE;
@@ -471,6 +681,15 @@ frozen_read (KvRequestFilter  *self,
   return -1;
 }
 
+/* Whether the stream ending now would cut a request line or header
+ * block short: libsoup would answer that itself, without a body. */
+static gboolean
+is_inside_headers (KvRequestFilter *self)
+{
+  return self->state == STATE_HEADER_LINE ||
+         (self->state == STATE_REQUEST_LINE && (self->line->len > 0 || self->cr));
+}
+
 /* Passes on the fine part of the @n bytes just read into @buffer. */
 static gssize
 filter_read (KvRequestFilter  *self,
@@ -481,6 +700,11 @@ filter_read (KvRequestFilter  *self,
 {
   gsize fine;
 
+  if (n == 0 && is_inside_headers (self))
+    {
+      refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+      return frozen_read (self, code, error);
+    }
   if (n <= 0)
     return n;
 
@@ -711,8 +935,9 @@ kv_request_filter_class_init (KvRequestFilterClass *klass)
    *   string
    *
    * Emitted once, when libsoup tries to read past the last acceptable
-   * byte. The stream blocks for ever afterwards. Emitted from within
-   * libsoup's read: answer from an idle callback.
+   * byte, or to read the end of a stream that cuts a request line or
+   * header block short. The stream blocks for ever afterwards. Emitted
+   * from within libsoup's read: answer from an idle callback.
    */
   signals[SIGNAL_REFUSED] =
     g_signal_new ("refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
