@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "http/kv-response.h"
 #include "net/kv-request-filter.h"
 
 #define H "Host: localhost\r\n"
@@ -16,6 +17,7 @@ typedef struct
   guint status;
   char *text;
   guint times;
+  gboolean wants_json;
 } Refusal;
 
 static void
@@ -30,6 +32,7 @@ on_refused (KvRequestFilter *filter,
   g_free (refusal->text);
   refusal->text = g_strdup (text);
   refusal->times++;
+  refusal->wants_json = kv_request_filter_get_wants_json (filter);
 }
 
 /* Reads @input through a filter, @block bytes at a time at most; returns
@@ -399,6 +402,96 @@ test_cut_off (void)
     assert_passes (whole[i]);
 }
 
+static void
+test_wants_json (void)
+{
+  const struct
+  {
+    const char *accept;
+    gboolean json;
+  } cases[] = {
+    { "application/json", TRUE },
+    { "APPLICATION/Json", TRUE },
+    { "text/html, application/json;q=0.9", TRUE },
+    { "text/plain;q=0, application/json;q=0.5, ", TRUE },
+    { " , ,application/json", TRUE },
+    { "application/json; q=0.001", TRUE },
+    { "application/json;q= 0.5", TRUE },
+    { "application/json;q=1e-3", TRUE },
+    { "application/json;charset=utf-8", TRUE },
+    { "application/json;q=0", FALSE },
+    { "application/json;q=0.000", FALSE },
+    { "application/json ;q=0", FALSE },
+    { "application/json;Q=0", FALSE },
+    { "application/json;q=", FALSE },
+    { "application/json;q=abc", FALSE },
+    { "application/json;q=-1", FALSE },
+    { "application/json;charset=utf-8;q=0", FALSE },
+    { "application/json;q=0;q=1", FALSE },
+    { "application/json;q=0 , text/plain", FALSE },
+    { "*/*", FALSE },
+    { "application/*", FALSE },
+    { "application/jsonx", FALSE },
+    { "text/plain", FALSE },
+    { "", FALSE },
+  };
+
+  g_test_summary ("A refused request's Accept is read as kv_response_wants_json() reads "
+                  "it once libsoup has parsed it, wherever it is in the header block");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(SoupMessageHeaders) headers = NULL;
+      g_autofree char *request = g_strdup_printf ("GET /kv/a%%zz HTTP/1.1\r\nAccept: %s\r\n"
+                                                  H "\r\n", cases[i].accept);
+      Refusal refusal = { 0, };
+      g_autoptr(GBytes) out = NULL;
+
+      g_test_message ("Accept: %s", cases[i].accept);
+      headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+      soup_message_headers_append (headers, "Accept", cases[i].accept);
+      g_assert_cmpint (kv_response_wants_json (headers), ==, cases[i].json);
+
+      out = pass (request, strlen (request), 3, &refusal);
+      g_assert_cmpuint (refusal.times, ==, 1);
+      g_assert_cmpint (refusal.wants_json, ==, cases[i].json);
+      g_free (refusal.text);
+    }
+
+  {
+    /* Two fields make one list; after the Host that is refused. */
+    const char *request = "GET /kv/a HTTP/1.1\r\nAccept: text/plain\r\nHost: a/b\r\n"
+                          "Accept: application/json\r\n\r\n";
+    Refusal refusal = { 0, };
+    g_autoptr(GBytes) out = pass (request, strlen (request), 7, &refusal);
+
+    g_assert_cmpuint (refusal.status, ==, 400);
+    g_assert_true (refusal.wants_json);
+    g_free (refusal.text);
+  }
+  {
+    /* Each request has its own. */
+    const char *request = "GET /kv/a HTTP/1.1\r\n" H "Accept: application/json\r\n\r\n"
+                          "GET /kv/%zz HTTP/1.1\r\n" H "\r\n";
+    Refusal refusal = { 0, };
+    g_autoptr(GBytes) out = pass (request, strlen (request), 7, &refusal);
+
+    g_assert_cmpuint (refusal.status, ==, 400);
+    g_assert_false (refusal.wants_json);
+    g_free (refusal.text);
+  }
+  {
+    /* Refused before its Accept could be read: broken framing. */
+    const char *request = "GET /kv/a HTTP/1.1\r\n" H "X : 1\r\nAccept: application/json\r\n\r\n";
+    Refusal refusal = { 0, };
+    g_autoptr(GBytes) out = pass (request, strlen (request), 7, &refusal);
+
+    g_assert_cmpuint (refusal.status, ==, 400);
+    g_assert_false (refusal.wants_json);
+    g_free (refusal.text);
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -412,6 +505,7 @@ main (int   argc,
   g_test_add_func ("/kv/request-filter/host", test_host);
   g_test_add_func ("/kv/request-filter/expect", test_expect);
   g_test_add_func ("/kv/request-filter/cut-off", test_cut_off);
+  g_test_add_func ("/kv/request-filter/wants-json", test_wants_json);
 
   return g_test_run ();
 }

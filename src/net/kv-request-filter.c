@@ -44,8 +44,8 @@
  * emitted from within libsoup's read). A request whose header block can
  * still be framed (its version, target, Host, Expect, Content-Length or
  * Transfer-Encoding is what is refused) is refused at the LF that ends
- * the block, once the whole request is known; libsoup never has the whole
- * block.
+ * the block, so that by then whether its Accept asks for JSON is known
+ * (kv_request_filter_get_wants_json()); libsoup never has the whole block.
  */
 #include "config.h"
 
@@ -94,6 +94,7 @@ struct _KvRequestFilter
   gboolean has_host;
   gboolean has_expect;
   gboolean needs_host;          /* HTTP/1.1, or a target of "*" */
+  gboolean wants_json;          /* an Accept asks for application/json */
   guint64 left;                 /* bytes of the body or chunk still to come */
 
   guint pending_status;         /* to refuse at the end of the headers, or 0 */
@@ -148,8 +149,8 @@ refuse (KvRequestFilter *self,
   return FALSE;
 }
 
-/* Refuses at the end of the header block, which can still be framed.
- * The first problem found is told. */
+/* Refuses at the end of the header block, which can still be framed: by
+ * then the request's Accept is known. The first problem found is told. */
 static gboolean
 refuse_later (KvRequestFilter *self,
               guint            status,
@@ -175,6 +176,7 @@ begin_request (KvRequestFilter *self)
   self->has_host = FALSE;
   self->has_expect = FALSE;
   self->needs_host = FALSE;
+  self->wants_json = FALSE;
   self->left = 0;
   self->pending_status = 0;
   self->pending_text = NULL;
@@ -373,6 +375,62 @@ name_is (const char *name,
   return len == strlen (expected) && g_ascii_strncasecmp (name, expected, len) == 0;
 }
 
+/* The q of one media range's parameters, 1 without one: as
+ * kv_response_wants_json() reads it. @params lies in a NUL-terminated
+ * line, and g_ascii_strtod() stops at the ';' or ',' that ends it. */
+static double
+media_range_quality (const char *params,
+                     const char *end)
+{
+  const char *p = params;
+
+  while (p < end)
+    {
+      const char *next = memchr (p, ';', end - p);
+      const char *stop = next != NULL ? next : end;
+
+      while (p < stop && (is_ows (*p) || *p == ';'))
+        p++;
+      if (stop - p >= 2 && g_ascii_tolower (p[0]) == 'q' && p[1] == '=')
+        return stop - p == 2 ? 0 : g_ascii_strtod (p + 2, NULL);
+      p = next != NULL ? next + 1 : end;
+    }
+
+  return 1;
+}
+
+/* Whether an Accept field value lists application/json with a q above
+ * 0, as kv_response_wants_json() decides it for requests libsoup has
+ * parsed. */
+static gboolean
+accept_lists_json (const char *value,
+                   gsize       len)
+{
+  const char *p = value;
+  const char *value_end = value + len;
+
+  while (p < value_end)
+    {
+      const char *end = memchr (p, ',', value_end - p);
+      const char *type_end;
+
+      if (end == NULL)
+        end = value_end;
+      while (p < end && is_ows (*p))
+        p++;
+      type_end = p;
+      while (type_end < end && *type_end != ';' && !is_ows (*type_end))
+        type_end++;
+
+      if (name_is (p, type_end - p, "application/json") && media_range_quality (type_end, end) > 0)
+        return TRUE;
+
+      p = end < value_end ? end + 1 : end;
+    }
+
+  return FALSE;
+}
+
 static gboolean
 parse_header_line (KvRequestFilter *self,
                    const char      *line,
@@ -443,6 +501,11 @@ parse_header_line (KvRequestFilter *self,
         refuse_later (self, SOUP_STATUS_EXPECTATION_FAILED, "expectation failed");
       self->has_expect = TRUE;
     }
+  else if (name_is (line, name_len, "Accept"))
+    {
+      if (!self->wants_json)
+        self->wants_json = accept_lists_json (value, value_len);
+    }
 
   return TRUE;
 }
@@ -500,9 +563,13 @@ parse_chunk_size (KvRequestFilter *self,
 static gboolean
 end_of_line (KvRequestFilter *self)
 {
-  const char *line = (const char *) self->line->data;
+  const char *line;
   gsize len = self->line->len;
   gboolean ok = TRUE;
+
+  /* NUL-terminated, for g_ascii_strtod(). */
+  g_byte_array_append (self->line, (const guint8 *) "", 1);
+  line = (const char *) self->line->data;
 
   switch (self->state)
     {
@@ -1008,4 +1075,25 @@ kv_request_filter_set_idle_deadline (KvRequestFilter *self,
   g_return_if_fail (KV_IS_REQUEST_FILTER (self));
 
   self->idle_deadline = deadline;
+}
+
+/**
+ * kv_request_filter_get_wants_json:
+ * @self: a #KvRequestFilter
+ *
+ * Whether the Accept fields of the request being read, as far as it was
+ * read, list application/json with a q above 0. A request the filter
+ * refuses has not been parsed by libsoup, whose request headers are then
+ * empty: this tells the refusal's answer how to speak. Each refusal but
+ * those of broken framing or of the limits comes at the end of the
+ * request's header block, once all its Accept fields are known.
+ *
+ * Returns: %TRUE if the request's errors should be answered in JSON
+ */
+gboolean
+kv_request_filter_get_wants_json (KvRequestFilter *self)
+{
+  g_return_val_if_fail (KV_IS_REQUEST_FILTER (self), FALSE);
+
+  return self->wants_json;
 }
