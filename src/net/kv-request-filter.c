@@ -23,11 +23,29 @@
  *   CRLF right after each chunk's data, and no trailers (libsoup 3.2 would
  *   take the first trailer line for the end of the body).
  *
+ * It also refuses what libsoup 3.2.3 itself would refuse once it has the
+ * header block, before any handler runs, with an answer that has no body
+ * (soup_headers_parse_request(), then the URI it builds with g_uri_parse()
+ * from the target, or from Host and the target):
+ *
+ * - a target that is not "/…", "http://…" with a valid authority, or "*"
+ *   for OPTIONS (and a Host with it); any CONNECT;
+ * - a '%' in the target not followed by two hex digits;
+ * - HTTP/1.1 without Host; a Host that is not a reg-name (without
+ *   percent-encoding), an IPv4 address or an [IPv6 address], with an
+ *   optional port up to 65535; an empty one;
+ * - an Expect other than one "100-continue" (417);
+ * - a request line or headers cut off by the end of the stream.
+ *
  * What it accepts, libsoup frames the same way. At the first byte it
  * refuses, it lets libsoup have the bytes before it, then stops: reads
  * would block for ever, and the "refused" signal says which answer the
  * request deserves (its handler must not touch libsoup at once: it is
- * emitted from within libsoup's read).
+ * emitted from within libsoup's read). A request whose header block can
+ * still be framed (its version, target, Host, Expect, Content-Length or
+ * Transfer-Encoding is what is refused) is refused at the LF that ends
+ * the block, so that by then whether its Accept asks for JSON is known
+ * (kv_request_filter_get_wants_json()); libsoup never has the whole block.
  */
 #include "config.h"
 
@@ -42,6 +60,8 @@
 #define STATUS_HEADER_FIELDS_TOO_LARGE 431
 /* Chunk sizes above 2^60 would turn negative in libsoup's goffset. */
 #define CHUNK_SIZE_DIGITS_MAX 15
+/* The longest IPv6 address in text, IPv4 tail included. */
+#define IPV6_ADDRESS_MAX 45
 
 typedef enum
 {
@@ -72,8 +92,13 @@ struct _KvRequestFilter
   gboolean has_length;
   gboolean chunked;
   gboolean has_host;
+  gboolean has_expect;
+  gboolean needs_host;          /* HTTP/1.1, or a target of "*" */
+  gboolean wants_json;          /* an Accept asks for application/json */
   guint64 left;                 /* bytes of the body or chunk still to come */
 
+  guint pending_status;         /* to refuse at the end of the headers, or 0 */
+  const char *pending_text;
   guint refused_status;         /* 0 while everything is fine */
   const char *refused_text;
   gboolean frozen;
@@ -107,14 +132,36 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (KvRequestFilter, kv_request_filter, G_TYPE_FILTER
 
 /* ---- The parser ---- */
 
+/* Refuses at this byte: what follows cannot be framed. A problem found
+ * earlier in the request is still the one told. */
 static gboolean
 refuse (KvRequestFilter *self,
         guint            status,
         const char      *text)
 {
+  if (self->pending_status != 0)
+    {
+      status = self->pending_status;
+      text = self->pending_text;
+    }
   self->refused_status = status;
   self->refused_text = text;
   return FALSE;
+}
+
+/* Refuses at the end of the header block, which can still be framed: by
+ * then the request's Accept is known. The first problem found is told. */
+static gboolean
+refuse_later (KvRequestFilter *self,
+              guint            status,
+              const char      *text)
+{
+  if (self->pending_status == 0)
+    {
+      self->pending_status = status;
+      self->pending_text = text;
+    }
+  return TRUE;
 }
 
 static void
@@ -127,7 +174,12 @@ begin_request (KvRequestFilter *self)
   self->has_length = FALSE;
   self->chunked = FALSE;
   self->has_host = FALSE;
+  self->has_expect = FALSE;
+  self->needs_host = FALSE;
+  self->wants_json = FALSE;
   self->left = 0;
+  self->pending_status = 0;
+  self->pending_text = NULL;
 }
 
 static gboolean
@@ -142,34 +194,177 @@ is_ows (guint8 c)
   return c == ' ' || c == '\t';
 }
 
+/* RFC 3986: unreserved and sub-delims, the characters of a reg-name
+ * besides percent-encoding. */
+static gboolean
+is_reg_name_char (guint8 c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* Whether @s is the authority of an http URI as g_uri_parse() takes it,
+ * and as RFC 9110 wants it: a host that is not empty, then an optional
+ * port up to 65535. No userinfo, no percent-encoding. */
+static gboolean
+authority_is_valid (const char *s,
+                    gsize       len)
+{
+  gsize i = 0;
+  guint port = 0;
+
+  if (len > 0 && s[0] == '[')
+    {
+      char address[IPV6_ADDRESS_MAX + 1];
+      gsize n = 0;
+
+      /* Only an IPv6 address: GLib knows no IPvFuture, and a zone needs
+       * percent-encoding. */
+      for (i = 1; i < len && s[i] != ']'; i++)
+        {
+          if (n == IPV6_ADDRESS_MAX || !(g_ascii_isxdigit (s[i]) || s[i] == ':' || s[i] == '.'))
+            return FALSE;
+          address[n++] = s[i];
+        }
+      if (i == len)
+        return FALSE;
+      address[n] = '\0';
+      if (memchr (address, ':', n) == NULL || !g_hostname_is_ip_address (address))
+        return FALSE;
+      i++;
+    }
+  else
+    {
+      while (i < len && s[i] != ':')
+        {
+          if (!is_reg_name_char (s[i]))
+            return FALSE;
+          i++;
+        }
+      if (i == 0)
+        return FALSE;
+    }
+
+  if (i == len)
+    return TRUE;
+  if (s[i] != ':')
+    return FALSE;
+  /* An empty port is allowed (RFC 3986, and GLib). */
+  for (i++; i < len; i++)
+    {
+      if (!g_ascii_isdigit (s[i]))
+        return FALSE;
+      port = port * 10 + (s[i] - '0');
+      if (port > 65535)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* GLib refuses a '%' not followed by two hex digits anywhere in the path,
+ * the query or the fragment. */
+static gboolean
+percent_encoding_is_valid (const char *s,
+                           gsize       len)
+{
+  const char *end = s + len;
+  const char *p = s;
+
+  while ((p = memchr (p, '%', end - p)) != NULL)
+    {
+      if (end - p < 3 || !g_ascii_isxdigit (p[1]) || !g_ascii_isxdigit (p[2]))
+        return FALSE;
+      p += 3;
+    }
+  return TRUE;
+}
+
+static gboolean
+is_method (const char *method,
+           gsize       len,
+           const char *expected)
+{
+  /* Methods are case-sensitive. */
+  return len == strlen (expected) && memcmp (method, expected, len) == 0;
+}
+
+/* The request target's forms libsoup 3.2.3 can make a URI of (RFC 9112,
+ * 3.2): origin-form, absolute-form for http, and asterisk-form, which
+ * only OPTIONS may use. libsoup reads CONNECT's target as an authority,
+ * and refuses any other; crafty-kv is no proxy. */
+static gboolean
+target_is_valid (KvRequestFilter *self,
+                 const char      *method,
+                 gsize            method_len,
+                 const char      *target,
+                 gsize            len)
+{
+  gsize start = 0;
+
+  if (is_method (method, method_len, "CONNECT"))
+    return FALSE;
+
+  if (len == 1 && target[0] == '*')
+    {
+      /* libsoup needs a Host to make a URI of it. */
+      self->needs_host = TRUE;
+      return is_method (method, method_len, "OPTIONS");
+    }
+
+  if (target[0] != '/')
+    {
+      gsize authority = strlen ("http://");
+
+      if (len < authority || g_ascii_strncasecmp (target, "http://", authority) != 0)
+        return FALSE;
+      start = authority;
+      while (start < len && target[start] != '/' && target[start] != '?' && target[start] != '#')
+        start++;
+      if (!authority_is_valid (target + authority, start - authority))
+        return FALSE;
+    }
+
+  return percent_encoding_is_valid (target + start, len - start);
+}
+
 static gboolean
 parse_request_line (KvRequestFilter *self,
                     const char      *line,
                     gsize            len)
 {
   gsize i = 0;
+  gsize method_len;
   gsize target;
+  gsize target_len;
   const char *version;
 
   while (i < len && is_tchar (line[i]))
     i++;
   if (i == 0 || i >= len || line[i] != ' ')
     return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  method_len = i;
   target = ++i;
   while (i < len && line[i] > ' ' && line[i] < 0x7f)
     i++;
   if (i == target || i >= len || line[i] != ' ')
     return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  target_len = i - target;
 
   version = line + i + 1;
   len -= i + 1;
-  if (len == 8 && (memcmp (version, "HTTP/1.1", 8) == 0 || memcmp (version, "HTTP/1.0", 8) == 0))
-    return TRUE;
-  if (len == 8 && memcmp (version, "HTTP/", 5) == 0 && g_ascii_isdigit (version[5]) &&
-      version[6] == '.' && g_ascii_isdigit (version[7]))
-    return refuse (self, SOUP_STATUS_HTTP_VERSION_NOT_SUPPORTED, "http version not supported");
+  if (len == 8 && memcmp (version, "HTTP/1.1", 8) == 0)
+    self->needs_host = TRUE;
+  else if (len == 8 && memcmp (version, "HTTP/1.0", 8) == 0)
+    ;
+  else if (len == 8 && memcmp (version, "HTTP/", 5) == 0 && g_ascii_isdigit (version[5]) &&
+           version[6] == '.' && g_ascii_isdigit (version[7]))
+    refuse_later (self, SOUP_STATUS_HTTP_VERSION_NOT_SUPPORTED, "http version not supported");
+  else
+    return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
 
-  return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  if (!target_is_valid (self, line, method_len, line + target, target_len))
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+
+  return TRUE;
 }
 
 static gboolean
@@ -178,6 +373,62 @@ name_is (const char *name,
          const char *expected)
 {
   return len == strlen (expected) && g_ascii_strncasecmp (name, expected, len) == 0;
+}
+
+/* The q of one media range's parameters, 1 without one: as
+ * kv_response_wants_json() reads it. @params lies in a NUL-terminated
+ * line, and g_ascii_strtod() stops at the ';' or ',' that ends it. */
+static double
+media_range_quality (const char *params,
+                     const char *end)
+{
+  const char *p = params;
+
+  while (p < end)
+    {
+      const char *next = memchr (p, ';', end - p);
+      const char *stop = next != NULL ? next : end;
+
+      while (p < stop && (is_ows (*p) || *p == ';'))
+        p++;
+      if (stop - p >= 2 && g_ascii_tolower (p[0]) == 'q' && p[1] == '=')
+        return stop - p == 2 ? 0 : g_ascii_strtod (p + 2, NULL);
+      p = next != NULL ? next + 1 : end;
+    }
+
+  return 1;
+}
+
+/* Whether an Accept field value lists application/json with a q above
+ * 0, as kv_response_wants_json() decides it for requests libsoup has
+ * parsed. */
+static gboolean
+accept_lists_json (const char *value,
+                   gsize       len)
+{
+  const char *p = value;
+  const char *value_end = value + len;
+
+  while (p < value_end)
+    {
+      const char *end = memchr (p, ',', value_end - p);
+      const char *type_end;
+
+      if (end == NULL)
+        end = value_end;
+      while (p < end && is_ows (*p))
+        p++;
+      type_end = p;
+      while (type_end < end && *type_end != ';' && !is_ows (*type_end))
+        type_end++;
+
+      if (name_is (p, type_end - p, "application/json") && media_range_quality (type_end, end) > 0)
+        return TRUE;
+
+      p = end < value_end ? end + 1 : end;
+    }
+
+  return FALSE;
 }
 
 static gboolean
@@ -210,13 +461,13 @@ parse_header_line (KvRequestFilter *self,
   if (name_is (line, name_len, "Content-Length"))
     {
       if (self->has_length || value_len == 0)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+        return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       self->has_length = TRUE;
       self->left = 0;
       for (gsize i = 0; i < value_len; i++)
         {
           if (!g_ascii_isdigit (value[i]))
-            return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+            return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
           /* Too large to count is too large to accept: the guard says
            * so (413) before the body. */
           if (self->left > (G_MAXUINT64 - 9) / 10)
@@ -228,16 +479,32 @@ parse_header_line (KvRequestFilter *self,
   else if (name_is (line, name_len, "Transfer-Encoding"))
     {
       if (self->chunked)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+        return refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       if (value_len != 7 || g_ascii_strncasecmp (value, "chunked", 7) != 0)
-        return refuse (self, SOUP_STATUS_NOT_IMPLEMENTED, "not implemented");
+        return refuse_later (self, SOUP_STATUS_NOT_IMPLEMENTED, "not implemented");
       self->chunked = TRUE;
     }
   else if (name_is (line, name_len, "Host"))
     {
-      if (self->has_host)
-        return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+      /* libsoup makes the request's URI of "http://", Host and the
+       * target. */
+      if (self->has_host || !authority_is_valid (value, value_len))
+        refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
       self->has_host = TRUE;
+    }
+  else if (name_is (line, name_len, "Expect"))
+    {
+      /* libsoup answers any other expectation with 417 itself, and reads
+       * two fields as a list. */
+      if (self->has_expect || value_len != 12 ||
+          g_ascii_strncasecmp (value, "100-continue", 12) != 0)
+        refuse_later (self, SOUP_STATUS_EXPECTATION_FAILED, "expectation failed");
+      self->has_expect = TRUE;
+    }
+  else if (name_is (line, name_len, "Accept"))
+    {
+      if (!self->wants_json)
+        self->wants_json = accept_lists_json (value, value_len);
     }
 
   return TRUE;
@@ -247,7 +514,13 @@ static gboolean
 end_of_headers (KvRequestFilter *self)
 {
   if (self->chunked && self->has_length)
-    return refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  if (self->needs_host && !self->has_host)
+    refuse_later (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+  /* The whole header block is in, short of this LF: libsoup has not
+   * parsed a byte of it. */
+  if (self->pending_status != 0)
+    return refuse (self, self->pending_status, self->pending_text);
 
   if (self->chunked)
     self->state = STATE_CHUNK_SIZE;
@@ -290,9 +563,13 @@ parse_chunk_size (KvRequestFilter *self,
 static gboolean
 end_of_line (KvRequestFilter *self)
 {
-  const char *line = (const char *) self->line->data;
+  const char *line;
   gsize len = self->line->len;
   gboolean ok = TRUE;
+
+  /* NUL-terminated, for g_ascii_strtod(). */
+  g_byte_array_append (self->line, (const guint8 *) "", 1);
+  line = (const char *) self->line->data;
 
   switch (self->state)
     {
@@ -471,6 +748,15 @@ frozen_read (KvRequestFilter  *self,
   return -1;
 }
 
+/* Whether the stream ending now would cut a request line or header
+ * block short: libsoup would answer that itself, without a body. */
+static gboolean
+is_inside_headers (KvRequestFilter *self)
+{
+  return self->state == STATE_HEADER_LINE ||
+         (self->state == STATE_REQUEST_LINE && (self->line->len > 0 || self->cr));
+}
+
 /* Passes on the fine part of the @n bytes just read into @buffer. */
 static gssize
 filter_read (KvRequestFilter  *self,
@@ -481,6 +767,11 @@ filter_read (KvRequestFilter  *self,
 {
   gsize fine;
 
+  if (n == 0 && is_inside_headers (self))
+    {
+      refuse (self, SOUP_STATUS_BAD_REQUEST, "bad request");
+      return frozen_read (self, code, error);
+    }
   if (n <= 0)
     return n;
 
@@ -711,8 +1002,9 @@ kv_request_filter_class_init (KvRequestFilterClass *klass)
    *   string
    *
    * Emitted once, when libsoup tries to read past the last acceptable
-   * byte. The stream blocks for ever afterwards. Emitted from within
-   * libsoup's read: answer from an idle callback.
+   * byte, or to read the end of a stream that cuts a request line or
+   * header block short. The stream blocks for ever afterwards. Emitted
+   * from within libsoup's read: answer from an idle callback.
    */
   signals[SIGNAL_REFUSED] =
     g_signal_new ("refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -783,4 +1075,25 @@ kv_request_filter_set_idle_deadline (KvRequestFilter *self,
   g_return_if_fail (KV_IS_REQUEST_FILTER (self));
 
   self->idle_deadline = deadline;
+}
+
+/**
+ * kv_request_filter_get_wants_json:
+ * @self: a #KvRequestFilter
+ *
+ * Whether the Accept fields of the request being read, as far as it was
+ * read, list application/json with a q above 0. A request the filter
+ * refuses has not been parsed by libsoup, whose request headers are then
+ * empty: this tells the refusal's answer how to speak. Each refusal but
+ * those of broken framing or of the limits comes at the end of the
+ * request's header block, once all its Accept fields are known.
+ *
+ * Returns: %TRUE if the request's errors should be answered in JSON
+ */
+gboolean
+kv_request_filter_get_wants_json (KvRequestFilter *self)
+{
+  g_return_val_if_fail (KV_IS_REQUEST_FILTER (self), FALSE);
+
+  return self->wants_json;
 }

@@ -17,5 +17,6 @@ KvRequestFilter *kv_request_filter_new               (GInputStream    *base_stre
                                                       guint            max_headers);
 void             kv_request_filter_set_idle_deadline (KvRequestFilter *self,
                                                       gint64           deadline);
+gboolean         kv_request_filter_get_wants_json    (KvRequestFilter *self);
 
 G_END_DECLS
