@@ -209,7 +209,21 @@ on_refusal (gpointer data)
     return G_SOURCE_REMOVE;
 
   if (self->refused_status != 0)
-    kv_connection_refuse (self, msg, self->refused_status, self->refused_text, NULL);
+    {
+      /* libsoup has parsed nothing of the refused request (@msg may even
+       * be the one before it): the filter knows what its Accept asked. */
+      g_autoptr(SoupMessageHeaders) headers =
+        soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+      g_autoptr(GBytes) response = NULL;
+
+      if (kv_request_filter_get_wants_json (self->filter))
+        soup_message_headers_append (headers, "Accept", "application/json");
+      g_debug ("Refusing a request: %u %s", self->refused_status, self->refused_text);
+      self->deadline = 0;
+      response = kv_transport_build_refusal (self->transport, self->refused_status,
+                                             self->refused_text, NULL, headers, FALSE);
+      steal_and_close (self, msg, response);
+    }
   else
     {
       g_debug ("Closing a connection between two requests");
