@@ -264,6 +264,38 @@ test_absolute_form (Fixture       *fixture,
 }
 
 static void
+test_unparsable (Fixture       *fixture,
+                 gconstpointer  user_data)
+{
+  const char *requests[] = {
+    "GET /kv/a%zz HTTP/1.1\r\n" H "%s\r\n",
+    "GET /kv/a HTTP/1.1\r\n%s\r\n",
+    "GET http://[::1 HTTP/1.1\r\n" H "%s\r\n",
+    "GET /kv/a HTTP/1.1\r\n" H H "%s\r\n",
+  };
+
+  g_test_summary ("Requests libsoup would answer with a bare 400 get the documented body, "
+                  "in JSON when asked");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autofree char *text = g_strdup_printf (requests[i], "");
+      g_autofree char *json = g_strdup_printf (requests[i], "Accept: application/json\r\n");
+      g_autoptr(KvRawResponse) r = request (fixture, text);
+      g_autoptr(KvRawResponse) j = request (fixture, json);
+
+      g_test_message ("%s", text);
+      g_assert_cmpuint (r->status, ==, 400);
+      g_assert_cmpstr (kv_raw_response_header (r, "content-type"), ==,
+                       "text/plain; charset=utf-8");
+      g_assert_true (kv_raw_response_body_is (r, "bad request\n"));
+      g_assert_cmpuint (j->status, ==, 400);
+      g_assert_cmpstr (kv_raw_response_header (j, "content-type"), ==, "application/json");
+      g_assert_true (kv_raw_response_body_is (j, "{\"error\":\"bad request\",\"status\":400}\n"));
+    }
+}
+
+static void
 test_options_star (Fixture       *fixture,
                    gconstpointer  user_data)
 {
@@ -290,6 +322,7 @@ main (int   argc,
   ADD ("content-type/grammar", test_media_types);
   ADD ("target/absolute-form", test_absolute_form);
   ADD ("options-star", test_options_star);
+  ADD ("unparsable", test_unparsable);
 #undef ADD
 
   return g_test_run ();
