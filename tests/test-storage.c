@@ -449,6 +449,278 @@ test_concurrency (Fixture       *fixture,
     }
 }
 
+
+static GBytes *
+bytes (const char *text)
+{
+  return g_bytes_new (text, strlen (text));
+}
+
+static void
+test_txn (Fixture       *fixture,
+          gconstpointer  user_data)
+{
+  g_autoptr(KvTxn) txn = kv_txn_new ();
+  g_autoptr(KvTxn) failing = kv_txn_new ();
+  g_autoptr(KvTxnResult) result = NULL;
+  g_autoptr(KvTxnResult) none = NULL;
+  g_autoptr(GBytes) one = bytes ("1");
+  g_autoptr(GBytes) two = bytes ("2");
+  g_autoptr(GError) error = NULL;
+  KvCondition absent = { .if_none_match = { .kind = KV_MATCH_ANY } };
+  KvCondition stale = { .if_match = { .kind = KV_MATCH_LIST, .n_revisions = 1,
+                                      .revisions = { 999 } } };
+  KvSetOptions create = { NULL, KV_TTL_NONE, 0, &absent };
+  KvStorageInfo info;
+  guint failed = G_MAXUINT;
+  guint64 revision;
+
+  g_test_summary ("A transaction's operations apply in order at one revision, or, when a "
+                  "precondition fails, not at all");
+
+  kv_entry_unref (kv_storage_set (fixture->storage, "c", one, NULL, NULL));
+  kv_storage_get_info (fixture->storage, &info);
+  revision = info.revision;
+
+  kv_txn_add_put (txn, "a", one, &create);
+  kv_txn_add_put (txn, "b", two, NULL);
+  kv_txn_add_get (txn, "a", NULL);
+  kv_txn_add_delete (txn, "c", NULL);
+  kv_txn_add_get (txn, "c", NULL);
+  result = kv_storage_apply (fixture->storage, txn, &failed, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_txn_result_get_revision (result), ==, revision + 1);
+  g_assert_cmpuint (kv_txn_result_get_n_results (result), ==, 5);
+  g_assert_cmpuint (kv_entry_get_revision (kv_txn_result_get (result, 0)->entry), ==, revision + 1);
+  g_assert_cmpuint (kv_entry_get_revision (kv_txn_result_get (result, 1)->entry), ==, revision + 1);
+  /* A get sees the puts before it. */
+  g_assert_nonnull (kv_txn_result_get (result, 2)->entry);
+  g_assert_cmpuint (kv_txn_result_get (result, 3)->n_deleted, ==, 1);
+  g_assert_null (kv_txn_result_get (result, 4)->entry);
+  assert_value (fixture->storage, "b", "2", 1);
+
+  /* The first put would pass, the second precondition fails: nothing. */
+  kv_txn_add_put (failing, "d", one, NULL);
+  kv_txn_add_delete (failing, "b", &stale);
+  kv_txn_add_put (failing, "a", two, &create);
+  none = kv_storage_apply (fixture->storage, failing, &failed, &error);
+  g_assert_null (none);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED);
+  g_assert_cmpuint (failed, ==, 1);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.revision, ==, revision + 1);
+  g_assert_cmpuint (info.keys, ==, 2);
+  assert_value (fixture->storage, "a", "1", 1);
+}
+
+static void
+test_delete_prefix_and_clear (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  const char *keys[] = { "a", "a/", "a/b", "a/c", "ab", "b" };
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GError) error = NULL;
+  KvStorageInfo info;
+  guint64 revision = 0;
+
+  g_test_summary ("A prefix is deleted at one revision, and so is everything by a clear");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    kv_entry_unref (kv_storage_set (fixture->storage, keys[i], value, NULL, NULL));
+
+  g_assert_cmpuint (kv_storage_count (fixture->storage, "a/"), ==, 3);
+  g_assert_cmpuint (kv_storage_count (fixture->storage, ""), ==, 6);
+  g_assert_cmpuint (kv_storage_count (fixture->storage, "zz"), ==, 0);
+
+  g_assert_cmpuint (kv_storage_delete_prefix (fixture->storage, "a/", &revision, &error), ==, 3);
+  g_assert_no_error (error);
+  g_assert_cmpuint (revision, ==, G_N_ELEMENTS (keys) + 1);
+  g_assert_cmpuint (kv_storage_count (fixture->storage, "a"), ==, 2);
+
+  /* Nothing to delete: no new revision. */
+  g_assert_cmpuint (kv_storage_delete_prefix (fixture->storage, "a/", &revision, &error), ==, 0);
+  g_assert_cmpuint (revision, ==, G_N_ELEMENTS (keys) + 1);
+
+  g_assert_cmpuint (kv_storage_clear (fixture->storage, &revision, &error), ==, 3);
+  g_assert_no_error (error);
+  g_assert_cmpuint (revision, ==, G_N_ELEMENTS (keys) + 2);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.keys, ==, 0);
+  g_assert_cmpuint (info.value_bytes, ==, 0);
+}
+
+/* ---- The change feed ---- */
+
+#define FEED_WRITERS 4
+#define FEED_WRITES 2000
+
+typedef struct
+{
+  KvStorage *storage;
+  GMainContext *context;
+  GMainLoop *loop;
+  GPtrArray *changes;   /* (element-type KvChange) */
+  guint64 expected;     /* changes to wait for, in the feed's thread */
+  guint64 target;       /* what the test then waits for */
+  GMutex lock;
+  GCond cond;
+  gboolean subscribed;
+  guint id;
+} Feed;
+
+static void
+on_change (KvChange *change,
+           gpointer  data)
+{
+  Feed *feed = data;
+
+  /* Delivered in the subscriber's own thread. */
+  g_assert_true (g_main_context_is_owner (feed->context));
+  g_ptr_array_add (feed->changes, kv_change_ref (change));
+  if (feed->changes->len == feed->expected)
+    g_main_loop_quit (feed->loop);
+}
+
+/* In the feed's thread: it may have every change already. */
+static gboolean
+wait_for_target (gpointer data)
+{
+  Feed *feed = data;
+
+  feed->expected = feed->target;
+  if (feed->changes->len >= feed->expected)
+    g_main_loop_quit (feed->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+feed_thread (gpointer data)
+{
+  Feed *feed = data;
+
+  g_main_context_push_thread_default (feed->context);
+  feed->id = kv_storage_subscribe (feed->storage, NULL, on_change, feed, NULL);
+  g_mutex_lock (&feed->lock);
+  feed->subscribed = TRUE;
+  g_cond_signal (&feed->cond);
+  g_mutex_unlock (&feed->lock);
+
+  g_main_loop_run (feed->loop);
+  kv_storage_unsubscribe (feed->storage, feed->id);
+  g_main_context_pop_thread_default (feed->context);
+  return NULL;
+}
+
+typedef struct
+{
+  KvStorage *storage;
+  guint index;
+} FeedWriter;
+
+static gpointer
+feed_writer (gpointer data)
+{
+  FeedWriter *w = data;
+  g_autoptr(GBytes) value = bytes ("v");
+  KvSetOptions short_ttl = { NULL, KV_TTL_SET, 1000, NULL };
+
+  for (guint i = 0; i < FEED_WRITES; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("w%u/%u", w->index, i % 50);
+
+      /* Puts, some with a millisecond to live for the sweeper, and deletes. */
+      if (i % 5 == 4)
+        g_assert_true (kv_storage_delete (w->storage, key, NULL, NULL));
+      else
+        kv_entry_unref (kv_storage_set (w->storage, key, value, i % 7 == 0 ? &short_ttl : NULL,
+                                        NULL));
+    }
+  return NULL;
+}
+
+static void
+test_change_feed (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  Feed feeds[2];
+  GThread *feed_threads[2];
+  FeedWriter writers[FEED_WRITERS];
+  GThread *writer_threads[FEED_WRITERS];
+  KvStorageInfo info;
+  guint64 last = 0;
+  gint64 deadline;
+
+  g_test_summary ("Two subscribers, each in its own thread's context, receive every change "
+                  "that writers on four threads and the sweeper make: complete, in revision "
+                  "order, and the same for both");
+
+  for (guint i = 0; i < G_N_ELEMENTS (feeds); i++)
+    {
+      feeds[i] = (Feed) { fixture->storage, g_main_context_new (), NULL,
+                          g_ptr_array_new_with_free_func ((GDestroyNotify) kv_change_unref),
+                          G_MAXUINT64 };
+      feeds[i].loop = g_main_loop_new (feeds[i].context, FALSE);
+      g_mutex_init (&feeds[i].lock);
+      g_cond_init (&feeds[i].cond);
+      feed_threads[i] = g_thread_new ("feed", feed_thread, &feeds[i]);
+      g_mutex_lock (&feeds[i].lock);
+      while (!feeds[i].subscribed)
+        g_cond_wait (&feeds[i].cond, &feeds[i].lock);
+      g_mutex_unlock (&feeds[i].lock);
+    }
+
+  for (guint i = 0; i < FEED_WRITERS; i++)
+    {
+      writers[i] = (FeedWriter) { fixture->storage, i };
+      writer_threads[i] = g_thread_new ("writer", feed_writer, &writers[i]);
+    }
+  for (guint i = 0; i < FEED_WRITERS; i++)
+    g_thread_join (writer_threads[i]);
+
+  /* Let every key with a TTL expire, and the sweeper reclaim them. */
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  do
+    {
+      g_usleep (50 * 1000);
+      kv_storage_get_info (fixture->storage, &info);
+    }
+  while (kv_storage_count (fixture->storage, "") != info.keys &&
+         g_get_monotonic_time () < deadline);
+  g_usleep (300 * 1000);
+  kv_storage_get_info (fixture->storage, &info);
+
+  /* Every revision is one change here: no transaction of several ops. */
+  for (guint i = 0; i < G_N_ELEMENTS (feeds); i++)
+    {
+      feeds[i].target = info.revision;
+      g_main_context_invoke (feeds[i].context, wait_for_target, &feeds[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (feeds); i++)
+    g_thread_join (feed_threads[i]);
+
+  g_assert_cmpuint (feeds[0].changes->len, ==, info.revision);
+  g_assert_cmpuint (feeds[1].changes->len, ==, info.revision);
+  for (guint i = 0; i < feeds[0].changes->len; i++)
+    {
+      KvChange *a = g_ptr_array_index (feeds[0].changes, i);
+      KvChange *b = g_ptr_array_index (feeds[1].changes, i);
+
+      g_assert_cmpuint (kv_change_get_revision (a), ==, last + 1);
+      last = kv_change_get_revision (a);
+      g_assert_true (a == b);
+    }
+  g_assert_cmpuint (info.expired, >, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (feeds); i++)
+    {
+      g_ptr_array_unref (feeds[i].changes);
+      g_main_loop_unref (feeds[i].loop);
+      g_main_context_unref (feeds[i].context);
+      g_mutex_clear (&feeds[i].lock);
+      g_cond_clear (&feeds[i].cond);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -480,6 +752,9 @@ main (int   argc,
       ADD ("ttl", test_ttl);
       ADD ("list", test_list);
       ADD ("concurrency", test_concurrency);
+      ADD ("txn", test_txn);
+      ADD ("delete-prefix-and-clear", test_delete_prefix_and_clear);
+      ADD ("change-feed", test_change_feed);
 #undef ADD
     }
 

@@ -6,6 +6,11 @@
  * under a GRWLock: readers share the lock, writers take it alone and only
  * for a pointer swap, since entries are built before the lock is taken.
  *
+ * Every mutation goes through one commit point, under the write lock:
+ * transactions (single-key writes are transactions of one operation) and
+ * expiries. It takes the revision, and publishes each change to the
+ * KvChangeHub, in revision order.
+ *
  * Expiry lives beside the table, only for entries that have a TTL: a map
  * from entry to its deadline, and a tree of deadlines in order. Readers
  * treat an entry past its deadline as absent at once; a sweeper thread
@@ -40,6 +45,7 @@ struct _KvMapStorage
   guint64 revision;
   guint64 value_bytes;
   guint64 expired;
+  KvChangeHub *changes;  /* (owned) */
 
   /* The sweeper */
   GThread *sweeper;
@@ -134,14 +140,35 @@ remove_locked (KvMapStorage *self,
   g_hash_table_remove (self->entries, entry);
 }
 
+static void
+publish_locked (KvMapStorage *self,
+                KvChangeKind  kind,
+                guint64       revision,
+                KvEntry      *entry)
+{
+  g_autoptr(KvChange) change = NULL;
+  gsize key_len = 0;
+  const char *key = entry != NULL ? kv_entry_peek_key (entry, &key_len) : NULL;
+
+  /* Nobody listening: no change to make. */
+  if (!kv_change_hub_has_subscribers (self->changes))
+    return;
+
+  change = kv_change_new (kind, revision, key, key_len, kind == KV_CHANGE_PUT ? entry : NULL);
+  kv_change_hub_publish (self->changes, change);
+}
+
 /* An expiry is a write of its own: it takes a revision. */
 static void
 expire_locked (KvMapStorage *self,
                KvEntry      *entry)
 {
+  g_autoptr(KvEntry) gone = kv_entry_ref (entry);
+
   remove_locked (self, entry);
   self->revision++;
   self->expired++;
+  publish_locked (self, KV_CHANGE_EXPIRE, self->revision, gone);
 }
 
 /* Returns the live entry for a key, reclaiming it first if it has expired. */
@@ -169,65 +196,223 @@ precondition_failed (GError **error)
                        "precondition failed");
 }
 
-static KvEntry *
-kv_map_storage_set (KvStorage           *storage,
-                    const char          *key,
-                    GBytes              *value,
-                    const KvSetOptions  *options,
-                    GError             **error)
+static void
+set_deadline_locked (KvMapStorage *self,
+                     KvEntry      *entry,
+                     gint64        deadline)
+{
+  Expiry *expiry = g_new (Expiry, 1);
+
+  expiry->deadline = deadline;
+  expiry->entry = entry;
+  kv_entry_set_has_ttl (entry, TRUE);
+  g_hash_table_insert (self->expiries, entry, expiry);
+  g_tree_insert (self->deadlines, expiry, expiry);
+}
+
+/* The live keys with @prefix, referenced. */
+static GPtrArray *
+match_prefix_locked (KvMapStorage *self,
+                     const char   *prefix,
+                     gint64        now)
+{
+  GPtrArray *matches = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_entry_unref);
+  gsize prefix_len = strlen (prefix);
+  GHashTableIter iter;
+  gpointer entry;
+
+  g_hash_table_iter_init (&iter, self->entries);
+  while (g_hash_table_iter_next (&iter, &entry, NULL))
+    {
+      gsize len;
+      const char *key = kv_entry_peek_key (entry, &len);
+
+      if (len >= prefix_len && memcmp (key, prefix, prefix_len) == 0 &&
+          !is_expired_locked (self, entry, now))
+        g_ptr_array_add (matches, kv_entry_ref (entry));
+    }
+
+  return matches;
+}
+
+/* Applies one operation whose precondition held, at @revision. Returns
+ * whether it changed anything. */
+static gboolean
+apply_op_locked (KvMapStorage *self,
+                 const KvOp   *op,
+                 KvEntry      *built,
+                 KvOpResult   *result,
+                 guint64       revision,
+                 gint64        now)
+{
+  gsize key_len = strlen (op->key);
+  KvEntry *current = op->kind == KV_OP_DELETE_PREFIX || op->kind == KV_OP_CLEAR
+                     ? NULL : lookup_locked (self, op->key, key_len);
+  gint64 deadline = 0;
+
+  result->kind = op->kind;
+  if (current != NULL && is_expired_locked (self, current, now))
+    current = NULL;
+
+  switch (op->kind)
+    {
+    case KV_OP_GET:
+      if (current != NULL)
+        {
+          result->entry = kv_entry_ref (current);
+          deadline = deadline_locked (self, current);
+          if (deadline != 0)
+            result->expires_at = g_get_real_time () + (deadline - now);
+        }
+      return FALSE;
+
+    case KV_OP_PUT:
+      if (op->ttl_mode == KV_TTL_SET)
+        deadline = now + op->ttl;
+      else if (op->ttl_mode == KV_TTL_KEEP && current != NULL)
+        deadline = deadline_locked (self, current);
+      if (current != NULL)
+        remove_locked (self, current);
+
+      kv_entry_set_revision (built, revision);
+      self->value_bytes += kv_entry_get_value_size (built);
+      g_hash_table_add (self->entries, kv_entry_ref (built));
+      if (deadline != 0)
+        {
+          set_deadline_locked (self, built, deadline);
+          result->expires_at = g_get_real_time () + (deadline - now);
+        }
+      result->entry = kv_entry_ref (built);
+      publish_locked (self, KV_CHANGE_PUT, revision, built);
+      return TRUE;
+
+    case KV_OP_DELETE:
+      if (current == NULL)
+        return FALSE;
+      {
+        g_autoptr(KvEntry) gone = kv_entry_ref (current);
+
+        remove_locked (self, current);
+        result->n_deleted = 1;
+        publish_locked (self, KV_CHANGE_DELETE, revision, gone);
+      }
+      return TRUE;
+
+    case KV_OP_DELETE_PREFIX:
+      {
+        g_autoptr(GPtrArray) matches = match_prefix_locked (self, op->key, now);
+
+        for (guint i = 0; i < matches->len; i++)
+          {
+            KvEntry *gone = g_ptr_array_index (matches, i);
+
+            remove_locked (self, gone);
+            publish_locked (self, KV_CHANGE_DELETE, revision, gone);
+          }
+        result->n_deleted = matches->len;
+        return matches->len > 0;
+      }
+
+    case KV_OP_CLEAR:
+      result->n_deleted = g_hash_table_size (self->entries);
+      g_tree_destroy (self->deadlines);
+      self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
+      g_hash_table_remove_all (self->expiries);
+      g_hash_table_remove_all (self->entries);
+      self->value_bytes = 0;
+      /* One change, even for an empty store: a clear is a write. */
+      publish_locked (self, KV_CHANGE_CLEAR, revision, NULL);
+      return TRUE;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+entry_unref0 (gpointer entry)
+{
+  if (entry != NULL)
+    kv_entry_unref (entry);
+}
+
+static KvTxnResult *
+kv_map_storage_apply (KvStorage  *storage,
+                      KvTxn      *txn,
+                      guint      *failed_op,
+                      GError    **error)
 {
   KvMapStorage *self = KV_MAP_STORAGE (storage);
   g_autoptr(GRWLockWriterLocker) locker = NULL;
-  gconstpointer data;
-  gsize key_len, value_len;
-  KvEntry *entry, *current;
-  gint64 now = g_get_monotonic_time ();
-  gint64 deadline = 0;
+  g_autoptr(GPtrArray) built = NULL;
+  g_autoptr(KvTxnResult) result = NULL;
+  guint n_ops = kv_txn_get_n_ops (txn);
+  gboolean changed = FALSE;
+  guint64 revision;
+  gint64 now;
 
-  if (!check_key (key, &key_len, error))
-    return NULL;
-
-  data = g_bytes_get_data (value, &value_len);
-  entry = kv_entry_new (key, key_len, data, value_len, options->content_type, 0, error);
-  if (entry == NULL)
-    return NULL;
-
-  locker = g_rw_lock_writer_locker_new (&self->lock);
-
-  current = lookup_live_locked (self, key, key_len, now);
-  if (!kv_condition_check (options->condition, current))
+  /* Everything that can fail but a precondition fails here, before the
+   * lock: keys are checked and the entries to store are built. */
+  built = g_ptr_array_new_full (n_ops, entry_unref0);
+  for (guint i = 0; i < n_ops; i++)
     {
-      g_clear_pointer (&locker, g_rw_lock_writer_locker_free);
-      kv_entry_unref (entry);
-      precondition_failed (error);
-      return NULL;
+      const KvOp *op = kv_txn_get_op (txn, i);
+      KvEntry *entry = NULL;
+      gsize key_len;
+
+      if (op->kind != KV_OP_DELETE_PREFIX && op->kind != KV_OP_CLEAR &&
+          !check_key (op->key, &key_len, error))
+        return NULL;
+      if (op->kind == KV_OP_PUT)
+        {
+          gsize value_len;
+          gconstpointer data = g_bytes_get_data (op->value, &value_len);
+
+          entry = kv_entry_new (op->key, key_len, data, value_len, op->content_type, 0, error);
+          if (entry == NULL)
+            return NULL;
+        }
+      g_ptr_array_add (built, entry);
     }
 
-  if (options->ttl_mode == KV_TTL_SET)
-    deadline = now + options->ttl;
-  else if (options->ttl_mode == KV_TTL_KEEP && current != NULL)
-    deadline = deadline_locked (self, current);
+  result = kv_txn_result_new (n_ops);
+  locker = g_rw_lock_writer_locker_new (&self->lock);
+  now = g_get_monotonic_time ();
 
-  if (current != NULL)
-    remove_locked (self, current);
+  /* Keys that have expired go first, each at a revision of its own, so
+   * that preconditions see the store as readers do. */
+  for (guint i = 0; i < n_ops; i++)
+    {
+      const KvOp *op = kv_txn_get_op (txn, i);
+
+      if (op->kind != KV_OP_DELETE_PREFIX && op->kind != KV_OP_CLEAR)
+        lookup_live_locked (self, op->key, strlen (op->key), now);
+    }
+
+  for (guint i = 0; i < n_ops; i++)
+    {
+      const KvOp *op = kv_txn_get_op (txn, i);
+
+      if (kv_condition_is_empty (&op->condition))
+        continue;
+      if (!kv_condition_check (&op->condition, lookup_locked (self, op->key, strlen (op->key))))
+        {
+          *failed_op = i;
+          precondition_failed (error);
+          return NULL;
+        }
+    }
 
   /* Revisions are taken under the lock so that they order the writes. */
-  kv_entry_set_revision (entry, ++self->revision);
-  self->value_bytes += value_len;
-  g_hash_table_add (self->entries, entry);
+  revision = self->revision + 1;
+  for (guint i = 0; i < n_ops; i++)
+    changed |= apply_op_locked (self, kv_txn_get_op (txn, i), g_ptr_array_index (built, i),
+                                kv_txn_result_get (result, i), revision, now);
+  if (changed)
+    self->revision = revision;
+  kv_txn_result_set_revision (result, self->revision);
 
-  if (deadline != 0)
-    {
-      Expiry *expiry = g_new (Expiry, 1);
-
-      expiry->deadline = deadline;
-      expiry->entry = entry;
-      kv_entry_set_has_ttl (entry, TRUE);
-      g_hash_table_insert (self->expiries, entry, expiry);
-      g_tree_insert (self->deadlines, expiry, expiry);
-    }
-
-  return kv_entry_ref (entry);
+  return g_steal_pointer (&result);
 }
 
 static KvEntry *
@@ -267,37 +452,6 @@ kv_map_storage_get (KvStorage   *storage,
     }
 
   return kv_entry_ref (entry);
-}
-
-static gboolean
-kv_map_storage_delete (KvStorage          *storage,
-                       const char         *key,
-                       const KvCondition  *condition,
-                       GError            **error)
-{
-  KvMapStorage *self = KV_MAP_STORAGE (storage);
-  g_autoptr(GRWLockWriterLocker) locker = NULL;
-  gsize key_len;
-  KvEntry *entry;
-
-  if (!check_key (key, &key_len, error))
-    return FALSE;
-
-  locker = g_rw_lock_writer_locker_new (&self->lock);
-  entry = lookup_live_locked (self, key, key_len, g_get_monotonic_time ());
-  if (!kv_condition_check (condition, entry))
-    {
-      precondition_failed (error);
-      return FALSE;
-    }
-
-  if (entry != NULL)
-    {
-      remove_locked (self, entry);
-      self->revision++;
-    }
-
-  return TRUE;
 }
 
 static int
@@ -377,6 +531,50 @@ kv_map_storage_list (KvStorage  *storage,
     g_ptr_array_add (keys, kv_entry_dup_key (g_ptr_array_index (matches, i)));
 
   return keys;
+}
+
+static guint64
+kv_map_storage_count (KvStorage  *storage,
+                      const char *prefix)
+{
+  KvMapStorage *self = KV_MAP_STORAGE (storage);
+  g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
+  gsize prefix_len = strlen (prefix);
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter;
+  gpointer entry;
+  guint64 n = 0;
+
+  g_hash_table_iter_init (&iter, self->entries);
+  while (g_hash_table_iter_next (&iter, &entry, NULL))
+    {
+      gsize len;
+      const char *key = kv_entry_peek_key (entry, &len);
+
+      if (len >= prefix_len && memcmp (key, prefix, prefix_len) == 0 &&
+          !is_expired_locked (self, entry, now))
+        n++;
+    }
+
+  return n;
+}
+
+static guint
+kv_map_storage_subscribe (KvStorage      *storage,
+                          GMainContext   *context,
+                          KvChangeFunc    func,
+                          gpointer        user_data,
+                          GDestroyNotify  notify)
+{
+  return kv_change_hub_subscribe (KV_MAP_STORAGE (storage)->changes, context, func, user_data,
+                                  notify);
+}
+
+static void
+kv_map_storage_unsubscribe (KvStorage *storage,
+                            guint      id)
+{
+  kv_change_hub_unsubscribe (KV_MAP_STORAGE (storage)->changes, id);
 }
 
 static void
@@ -459,11 +657,13 @@ sweeper_thread (gpointer data)
 static void
 kv_map_storage_iface_init (KvStorageInterface *iface)
 {
-  iface->set = kv_map_storage_set;
   iface->get = kv_map_storage_get;
-  iface->delete = kv_map_storage_delete;
+  iface->apply = kv_map_storage_apply;
   iface->list = kv_map_storage_list;
+  iface->count = kv_map_storage_count;
   iface->get_info = kv_map_storage_get_info;
+  iface->subscribe = kv_map_storage_subscribe;
+  iface->unsubscribe = kv_map_storage_unsubscribe;
 }
 
 static void
@@ -482,6 +682,7 @@ kv_map_storage_finalize (GObject *object)
   g_tree_unref (self->deadlines);
   g_hash_table_unref (self->expiries);
   g_hash_table_unref (self->entries);
+  kv_change_hub_free (self->changes);
   g_rw_lock_clear (&self->lock);
 
   G_OBJECT_CLASS (kv_map_storage_parent_class)->finalize (object);
@@ -503,6 +704,7 @@ kv_map_storage_init (KvMapStorage *self)
                                          (GDestroyNotify) kv_entry_unref, NULL);
   self->expiries = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
+  self->changes = kv_change_hub_new ();
 
   g_mutex_init (&self->sweeper_lock);
   g_cond_init (&self->sweeper_cond);

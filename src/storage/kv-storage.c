@@ -16,6 +16,35 @@ kv_storage_default_init (KvStorageInterface *iface)
 }
 
 /**
+ * kv_storage_apply:
+ * @self: a #KvStorage
+ * @txn: the operations
+ * @failed_op: (out) (optional): on %KV_STORAGE_ERROR_PRECONDITION_FAILED,
+ *   the index of the first operation whose precondition failed
+ * @error: return location for a #GError
+ *
+ * Checks every operation's precondition against the store as it is, then
+ * applies the operations in order, all at one new revision; when a
+ * precondition fails, nothing changes.
+ *
+ * Returns: (transfer full): one result per operation, or %NULL with @error
+ */
+KvTxnResult *
+kv_storage_apply (KvStorage  *self,
+                  KvTxn      *txn,
+                  guint      *failed_op,
+                  GError    **error)
+{
+  guint dummy;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+  g_return_val_if_fail (txn != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->apply (self, txn, failed_op ? failed_op : &dummy, error);
+}
+
+/**
  * kv_storage_set:
  * @self: a #KvStorage
  * @key: a non-empty key
@@ -24,8 +53,8 @@ kv_storage_default_init (KvStorageInterface *iface)
  *   an unconditional write of an untyped value that never expires
  * @error: return location for a #GError
  *
- * Stores @value under @key, replacing whatever @key held. When a
- * precondition fails, nothing changes and @error is
+ * Stores @value under @key, replacing whatever @key held: a transaction of
+ * one put. When a precondition fails, nothing changes and @error is
  * %KV_STORAGE_ERROR_PRECONDITION_FAILED.
  *
  * Returns: (transfer full): the new entry, or %NULL with @error set
@@ -37,7 +66,8 @@ kv_storage_set (KvStorage           *self,
                 const KvSetOptions  *options,
                 GError             **error)
 {
-  static const KvSetOptions defaults = { NULL, KV_TTL_NONE, 0, NULL };
+  g_autoptr(KvTxn) txn = NULL;
+  g_autoptr(KvTxnResult) result = NULL;
 
   g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
   g_return_val_if_fail (key != NULL, NULL);
@@ -45,8 +75,13 @@ kv_storage_set (KvStorage           *self,
   g_return_val_if_fail (options == NULL || options->ttl_mode != KV_TTL_SET || options->ttl > 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return KV_STORAGE_GET_IFACE (self)->set (self, key, value,
-                                           options != NULL ? options : &defaults, error);
+  txn = kv_txn_new ();
+  kv_txn_add_put (txn, key, value, options);
+  result = kv_storage_apply (self, txn, NULL, error);
+  if (result == NULL)
+    return NULL;
+
+  return kv_entry_ref (kv_txn_result_get (result, 0)->entry);
 }
 
 /**
@@ -85,8 +120,8 @@ kv_storage_get (KvStorage   *self,
  * @condition: (nullable): precondition on the entry being removed
  * @error: return location for a #GError
  *
- * Removes @key. Removing a key that is not there succeeds, unless
- * @condition requires it to exist.
+ * Removes @key: a transaction of one delete. Removing a key that is not
+ * there succeeds, unless @condition requires it to exist.
  *
  * Returns: %TRUE on success
  */
@@ -96,11 +131,84 @@ kv_storage_delete (KvStorage          *self,
                    const KvCondition  *condition,
                    GError            **error)
 {
+  g_autoptr(KvTxn) txn = NULL;
+  g_autoptr(KvTxnResult) result = NULL;
+
   g_return_val_if_fail (KV_IS_STORAGE (self), FALSE);
   g_return_val_if_fail (key != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return KV_STORAGE_GET_IFACE (self)->delete (self, key, condition, error);
+  txn = kv_txn_new ();
+  kv_txn_add_delete (txn, key, condition);
+  result = kv_storage_apply (self, txn, NULL, error);
+
+  return result != NULL;
+}
+
+static guint64
+apply_deletion (KvStorage  *self,
+                KvTxn      *txn,
+                guint64    *revision,
+                GError    **error)
+{
+  g_autoptr(KvTxnResult) result = kv_storage_apply (self, txn, NULL, error);
+
+  if (result == NULL)
+    return 0;
+  if (revision != NULL)
+    *revision = kv_txn_result_get_revision (result);
+  return kv_txn_result_get (result, 0)->n_deleted;
+}
+
+/**
+ * kv_storage_delete_prefix:
+ * @self: a #KvStorage
+ * @prefix: deletes every key that starts with it
+ * @revision: (out) (optional): the revision of the deletion
+ * @error: return location for a #GError
+ *
+ * Deletes every key with @prefix at one revision.
+ *
+ * Returns: how many keys went
+ */
+guint64
+kv_storage_delete_prefix (KvStorage  *self,
+                          const char *prefix,
+                          guint64    *revision,
+                          GError    **error)
+{
+  g_autoptr(KvTxn) txn = NULL;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), 0);
+  g_return_val_if_fail (prefix != NULL, 0);
+
+  txn = kv_txn_new ();
+  kv_txn_add_delete_prefix (txn, prefix);
+  return apply_deletion (self, txn, revision, error);
+}
+
+/**
+ * kv_storage_clear:
+ * @self: a #KvStorage
+ * @revision: (out) (optional): the revision of the clear
+ * @error: return location for a #GError
+ *
+ * Deletes every key, as one change.
+ *
+ * Returns: how many keys went
+ */
+guint64
+kv_storage_clear (KvStorage  *self,
+                  guint64    *revision,
+                  GError    **error)
+{
+  g_autoptr(KvTxn) txn = NULL;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), 0);
+
+  txn = kv_txn_new ();
+  kv_txn_add_clear (txn);
+  return apply_deletion (self, txn, revision, error);
 }
 
 /**
@@ -144,4 +252,64 @@ kv_storage_get_info (KvStorage     *self,
   g_return_if_fail (info != NULL);
 
   KV_STORAGE_GET_IFACE (self)->get_info (self, info);
+}
+
+/**
+ * kv_storage_count:
+ * @self: a #KvStorage
+ * @prefix: (nullable): only keys that start with @prefix
+ *
+ * Returns: how many live keys start with @prefix
+ */
+guint64
+kv_storage_count (KvStorage  *self,
+                  const char *prefix)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (self), 0);
+
+  return KV_STORAGE_GET_IFACE (self)->count (self, prefix ? prefix : "");
+}
+
+/**
+ * kv_storage_subscribe:
+ * @self: a #KvStorage
+ * @context: (nullable): where @func runs, or %NULL for the thread-default
+ *   main context of the caller
+ * @func: receives every change from now on
+ * @user_data: data for @func
+ * @notify: (nullable): frees @user_data once unsubscribed
+ *
+ * Every change to the store — puts, deletes, expiries, clears, whichever
+ * thread made them — reaches @func in revision order, none lost and none
+ * twice; the changes of one transaction carry its one revision.
+ *
+ * Returns: the subscription's id
+ */
+guint
+kv_storage_subscribe (KvStorage      *self,
+                      GMainContext   *context,
+                      KvChangeFunc    func,
+                      gpointer        user_data,
+                      GDestroyNotify  notify)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (self), 0);
+  g_return_val_if_fail (func != NULL, 0);
+
+  return KV_STORAGE_GET_IFACE (self)->subscribe (self, context, func, user_data, notify);
+}
+
+/**
+ * kv_storage_unsubscribe:
+ * @self: a #KvStorage
+ * @id: what kv_storage_subscribe() returned
+ *
+ * Called in the subscription's context, no change reaches it after.
+ */
+void
+kv_storage_unsubscribe (KvStorage *self,
+                        guint      id)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+
+  KV_STORAGE_GET_IFACE (self)->unsubscribe (self, id);
 }

@@ -6,8 +6,10 @@
 
 #include <gio/gio.h>
 
+#include "storage/kv-change-hub.h"
 #include "storage/kv-condition.h"
 #include "storage/kv-entry.h"
+#include "storage/kv-txn.h"
 
 G_BEGIN_DECLS
 
@@ -32,34 +34,6 @@ typedef enum
 GQuark kv_storage_error_quark (void);
 
 /**
- * KvTtlMode:
- * @KV_TTL_NONE: the entry never expires (an earlier TTL is cleared)
- * @KV_TTL_SET: the entry expires after #KvSetOptions.ttl
- * @KV_TTL_KEEP: the entry keeps the expiry time of the entry it replaces
- */
-typedef enum
-{
-  KV_TTL_NONE,
-  KV_TTL_SET,
-  KV_TTL_KEEP,
-} KvTtlMode;
-
-/**
- * KvSetOptions:
- * @content_type: (nullable): the media type to store with the value
- * @ttl_mode: how the entry expires
- * @ttl: time to live in microseconds, for %KV_TTL_SET
- * @condition: (nullable): precondition on the entry being replaced
- */
-typedef struct
-{
-  const char *content_type;
-  KvTtlMode ttl_mode;
-  gint64 ttl;
-  const KvCondition *condition;
-} KvSetOptions;
-
-/**
  * KvStorageInfo:
  * @keys: entries held, including expired ones not yet reclaimed
  * @value_bytes: total size of the values held
@@ -79,11 +53,15 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
 
 /**
  * KvStorageInterface:
- * @set: stores a value, subject to options
  * @get: looks a key up
- * @delete: removes a key, subject to a condition
+ * @apply: applies a transaction, all or nothing, at one revision: the one
+ *   way to write, so that every change has one commit point
  * @list: lists keys in byte order
+ * @count: counts the keys with a prefix
  * @get_info: sizes and counters
+ * @subscribe: delivers every change from now on, in revision order, in a
+ *   main context of the caller's choosing
+ * @unsubscribe: ends a subscription
  *
  * Implementations must be safe to call from any thread.
  */
@@ -91,47 +69,71 @@ struct _KvStorageInterface
 {
   GTypeInterface g_iface;
 
-  KvEntry   *(*set)      (KvStorage           *self,
-                          const char          *key,
-                          GBytes              *value,
-                          const KvSetOptions  *options,
-                          GError             **error);
-  KvEntry   *(*get)      (KvStorage           *self,
-                          const char          *key,
-                          gint64              *expires_at,
-                          GError             **error);
-  gboolean   (*delete)   (KvStorage           *self,
-                          const char          *key,
-                          const KvCondition   *condition,
-                          GError             **error);
-  GPtrArray *(*list)     (KvStorage           *self,
-                          const char          *prefix,
-                          const char          *after,
-                          guint                limit,
-                          gboolean            *more);
-  void       (*get_info) (KvStorage           *self,
-                          KvStorageInfo       *info);
+  KvEntry     *(*get)         (KvStorage           *self,
+                               const char          *key,
+                               gint64              *expires_at,
+                               GError             **error);
+  KvTxnResult *(*apply)       (KvStorage           *self,
+                               KvTxn               *txn,
+                               guint               *failed_op,
+                               GError             **error);
+  GPtrArray   *(*list)        (KvStorage           *self,
+                               const char          *prefix,
+                               const char          *after,
+                               guint                limit,
+                               gboolean            *more);
+  guint64      (*count)       (KvStorage           *self,
+                               const char          *prefix);
+  void         (*get_info)    (KvStorage           *self,
+                               KvStorageInfo       *info);
+  guint        (*subscribe)   (KvStorage           *self,
+                               GMainContext        *context,
+                               KvChangeFunc         func,
+                               gpointer             user_data,
+                               GDestroyNotify       notify);
+  void         (*unsubscribe) (KvStorage           *self,
+                               guint                id);
 };
 
-KvEntry   *kv_storage_set      (KvStorage           *self,
-                                const char          *key,
-                                GBytes              *value,
-                                const KvSetOptions  *options,
-                                GError             **error);
-KvEntry   *kv_storage_get      (KvStorage           *self,
-                                const char          *key,
-                                gint64              *expires_at,
-                                GError             **error);
-gboolean   kv_storage_delete   (KvStorage           *self,
-                                const char          *key,
-                                const KvCondition   *condition,
-                                GError             **error);
-GPtrArray *kv_storage_list     (KvStorage           *self,
-                                const char          *prefix,
-                                const char          *after,
-                                guint                limit,
-                                gboolean            *more);
-void       kv_storage_get_info (KvStorage           *self,
-                                KvStorageInfo       *info);
+KvEntry     *kv_storage_get          (KvStorage           *self,
+                                      const char          *key,
+                                      gint64              *expires_at,
+                                      GError             **error);
+KvTxnResult *kv_storage_apply        (KvStorage           *self,
+                                      KvTxn               *txn,
+                                      guint               *failed_op,
+                                      GError             **error);
+KvEntry     *kv_storage_set          (KvStorage           *self,
+                                      const char          *key,
+                                      GBytes              *value,
+                                      const KvSetOptions  *options,
+                                      GError             **error);
+gboolean     kv_storage_delete       (KvStorage           *self,
+                                      const char          *key,
+                                      const KvCondition   *condition,
+                                      GError             **error);
+guint64      kv_storage_delete_prefix (KvStorage          *self,
+                                       const char         *prefix,
+                                       guint64            *revision,
+                                       GError            **error);
+guint64      kv_storage_clear        (KvStorage           *self,
+                                      guint64             *revision,
+                                      GError             **error);
+GPtrArray   *kv_storage_list         (KvStorage           *self,
+                                      const char          *prefix,
+                                      const char          *after,
+                                      guint                limit,
+                                      gboolean            *more);
+guint64      kv_storage_count        (KvStorage           *self,
+                                      const char          *prefix);
+void         kv_storage_get_info     (KvStorage           *self,
+                                      KvStorageInfo       *info);
+guint        kv_storage_subscribe    (KvStorage           *self,
+                                      GMainContext        *context,
+                                      KvChangeFunc         func,
+                                      gpointer             user_data,
+                                      GDestroyNotify       notify);
+void         kv_storage_unsubscribe  (KvStorage           *self,
+                                      guint                id);
 
 G_END_DECLS
