@@ -15,6 +15,9 @@
 #include <glib/gi18n.h>
 
 #include "kv-config.h"
+
+#define KV_CONFIG_DEFAULT_MAX_TXN_OPS 10000
+#define KV_CONFIG_DEFAULT_MAX_TXN_SIZE (16 * 1024 * 1024)
 #include "storage/kv-entry.h"
 
 struct _KvConfig
@@ -827,5 +830,7 @@ kv_config_get_limits (KvConfig *self,
     .max_headers = self->max_headers,
     .request_timeout = self->request_timeout,
     .idle_timeout = self->idle_timeout,
+    .max_txn_ops = KV_CONFIG_DEFAULT_MAX_TXN_OPS,
+    .max_txn_size = KV_CONFIG_DEFAULT_MAX_TXN_SIZE,
   };
 }

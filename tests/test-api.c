@@ -703,7 +703,7 @@ test_list_text_and_errors (Fixture       *fixture,
   kv_test_assert_response (bad_format, 400, "invalid format\n");
   post = kv_test_fixture_request (fixture, "POST", "/keys", "x");
   kv_test_assert_response (post, 405, "method not allowed\n");
-  g_assert_cmpstr (kv_test_response_header (post, "Allow"), ==, "GET, HEAD");
+  g_assert_cmpstr (kv_test_response_header (post, "Allow"), ==, "GET, HEAD, DELETE");
 }
 
 /* Health and statistics */

@@ -16,6 +16,8 @@ G_BEGIN_DECLS
  * @max_headers: the most header fields in one request
  * @request_timeout: seconds a request may take to arrive
  * @idle_timeout: seconds a keep-alive connection may stay silent
+ * @max_txn_ops: the most operations in one transaction
+ * @max_txn_size: the largest transaction body, in bytes
  *
  * Plain values, copied by whoever keeps them: a server can be given new
  * ones while it runs (on SIGHUP).
@@ -28,6 +30,8 @@ typedef struct
   guint max_headers;
   guint request_timeout;
   guint idle_timeout;
+  guint max_txn_ops;
+  guint64 max_txn_size;
 } KvLimits;
 
 G_END_DECLS

@@ -66,9 +66,32 @@ kv_request_decode_key (const char *raw,
     }
   key[len] = '\0';
 
+  return kv_request_check_key (key, len, max_key_size);
+}
+
+/**
+ * kv_request_check_key:
+ * @key: a decoded key
+ * @len: its length in bytes
+ * @max_key_size: the longest key accepted
+ *
+ * The rule for every key, however it arrived: 1 to @max_key_size bytes of
+ * UTF-8 without control characters (so NUL is not in it).
+ *
+ * Returns: 0 for a valid key, else 400, or 414 when it is too long
+ */
+guint
+kv_request_check_key (const char *key,
+                      gsize       len,
+                      gsize       max_key_size)
+{
+  if (len == 0)
+    return SOUP_STATUS_BAD_REQUEST;
+  if (len > max_key_size)
+    return SOUP_STATUS_REQUEST_URI_TOO_LONG;
   if (!g_utf8_validate_len (key, len, NULL))
     return SOUP_STATUS_BAD_REQUEST;
-  for (const char *p = key; *p != '\0'; p = g_utf8_next_char (p))
+  for (const char *p = key; p < key + len; p = g_utf8_next_char (p))
     if (g_unichar_iscntrl (g_utf8_get_char (p)))
       return SOUP_STATUS_BAD_REQUEST;
 

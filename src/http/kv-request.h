@@ -17,6 +17,9 @@ gboolean kv_request_is_read_method     (const char         *method);
 guint    kv_request_decode_key         (const char         *raw,
                                         gsize               max_key_size,
                                         char               *key);
+guint    kv_request_check_key          (const char         *key,
+                                        gsize               len,
+                                        gsize               max_key_size);
 gboolean kv_request_parse_ttl          (const char         *text,
                                         gint64             *usec);
 gboolean kv_request_parse_condition    (SoupMessageHeaders *headers,

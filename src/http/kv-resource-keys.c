@@ -11,11 +11,74 @@
 #define DEFAULT_LIST_LIMIT 1000
 #define MAX_LIST_LIMIT 10000
 
+static gboolean
+wants_json (SoupServerMessage *msg,
+            const char        *format)
+{
+  return format != NULL ? g_str_equal (format, "json")
+                        : kv_response_wants_json (soup_server_message_get_request_headers (msg));
+}
+
+static void
+reply_number (SoupServerMessage *msg,
+              gboolean           json,
+              const char        *name,
+              guint64            n)
+{
+  if (json)
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, name);
+      json_builder_add_int_value (builder, n);
+      json_builder_end_object (builder);
+      kv_response_json (msg, builder);
+    }
+  else
+    kv_response_text (msg, KV_TEXT_PLAIN, g_strdup_printf ("%" G_GUINT64_FORMAT "\n", n));
+}
+
+/* DELETE /keys?prefix=P: every key with the prefix, at one revision. The
+ * prefix must be given, even if empty: a bare DELETE /keys is refused
+ * rather than taken to mean everything (DELETE /clear says that). */
+static void
+delete_prefix (KvServer          *server,
+               SoupServerMessage *msg,
+               const char        *prefix,
+               gboolean           json)
+{
+  g_autoptr(GError) error = NULL;
+  guint64 revision = 0;
+  guint64 n;
+  char text[24];
+
+  if (prefix == NULL)
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "prefix required");
+      return;
+    }
+
+  n = kv_storage_delete_prefix (kv_server_get_storage (server), prefix, &revision, &error);
+  if (error != NULL)
+    {
+      kv_response_error (msg, kv_response_status_for_error (error), error->message);
+      return;
+    }
+
+  kv_stats_add (kv_server_get_stats (server), KV_STAT_DELETES, n);
+  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, revision);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "KV-Revision", text);
+  reply_number (msg, json, "deleted", n);
+}
+
 /**
  * kv_resource_keys:
  *
  * Answers GET and HEAD on /keys?prefix=P&after=K&limit=N[&format=json]:
- * one key a line, or {"keys": […], "next": K or null} in JSON.
+ * one key a line, or {"keys": […], "next": K or null} in JSON; with
+ * &count, the number of keys only. DELETE /keys?prefix=P deletes them.
  */
 void
 kv_resource_keys (KvServer          *server,
@@ -28,12 +91,29 @@ kv_resource_keys (KvServer          *server,
   const char *format = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
   const char *limit_text = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
   g_autoptr(GPtrArray) keys = NULL;
+  const char *method = soup_server_message_get_method (msg);
   gboolean json, more;
   guint limit;
 
-  if (!kv_request_is_read_method (soup_server_message_get_method (msg)))
+  if (format != NULL && !g_str_equal (format, "json") && !g_str_equal (format, "text"))
     {
-      kv_resource_method_not_allowed (msg, KV_RESOURCE_READ_METHODS);
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid format");
+      return;
+    }
+  if (method == SOUP_METHOD_DELETE)
+    {
+      delete_prefix (server, msg, prefix, wants_json (msg, format));
+      return;
+    }
+  if (!kv_request_is_read_method (method))
+    {
+      kv_resource_method_not_allowed (msg, "GET, HEAD, DELETE");
+      return;
+    }
+  if (kv_request_query_has_name (g_uri_get_query (soup_server_message_get_uri (msg)), "count"))
+    {
+      reply_number (msg, wants_json (msg, format), "count",
+                    kv_storage_count (kv_server_get_storage (server), prefix));
       return;
     }
   if (!kv_request_parse_limit (limit_text, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, &limit))
@@ -41,13 +121,7 @@ kv_resource_keys (KvServer          *server,
       kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid limit");
       return;
     }
-  if (format != NULL && !g_str_equal (format, "json") && !g_str_equal (format, "text"))
-    {
-      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid format");
-      return;
-    }
-  json = format != NULL ? g_str_equal (format, "json")
-                        : kv_response_wants_json (soup_server_message_get_request_headers (msg));
+  json = wants_json (msg, format);
 
   keys = kv_storage_list (kv_server_get_storage (server), prefix, after, limit, &more);
 

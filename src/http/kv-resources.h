@@ -29,6 +29,14 @@ void kv_resource_keys    (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
                           GHashTable        *query);
+void kv_resource_txn     (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
+void kv_resource_clear   (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
 void kv_resource_health  (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,

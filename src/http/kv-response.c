@@ -111,10 +111,12 @@ kv_response_wants_json (SoupMessageHeaders *request_headers)
   return FALSE;
 }
 
-/* The body of an error: @text and a newline, or the same as JSON. */
+/* The body of an error: @text and a newline, or the same as JSON; @op is
+ * the index of the operation it is about, or -1. */
 static char *
 dup_error_body (guint       status,
                 const char *text,
+                gint64      op,
                 gboolean    json,
                 gsize      *len)
 {
@@ -125,7 +127,8 @@ dup_error_body (guint       status,
 
   if (!json)
     {
-      body = g_strconcat (text, "\n", NULL);
+      body = op >= 0 ? g_strdup_printf ("op %" G_GINT64_FORMAT ": %s\n", op, text)
+                     : g_strconcat (text, "\n", NULL);
       *len = strlen (body);
       return body;
     }
@@ -136,6 +139,11 @@ dup_error_body (guint       status,
   json_builder_add_string_value (builder, text);
   json_builder_set_member_name (builder, "status");
   json_builder_add_int_value (builder, status);
+  if (op >= 0)
+    {
+      json_builder_set_member_name (builder, "op");
+      json_builder_add_int_value (builder, op);
+    }
   json_builder_end_object (builder);
 
   generator = json_generator_new ();
@@ -170,9 +178,29 @@ kv_response_error (SoupServerMessage *msg,
                    guint              status,
                    const char        *text)
 {
+  kv_response_error_at (msg, status, text, -1);
+}
+
+/**
+ * kv_response_error_at:
+ * @msg: the request
+ * @status: an HTTP error status
+ * @text: the error's stable text
+ * @op: the index of the operation of a transaction the error is about, or
+ *   -1 for none
+ *
+ * As kv_response_error(), naming the operation: "op 3: invalid key", or
+ * {"error":"invalid key","status":400,"op":3}.
+ */
+void
+kv_response_error_at (SoupServerMessage *msg,
+                      guint              status,
+                      const char        *text,
+                      gint64             op)
+{
   gboolean json = kv_response_wants_json (soup_server_message_get_request_headers (msg));
   gsize len;
-  char *body = dup_error_body (status, text, json, &len);
+  char *body = dup_error_body (status, text, op, json, &len);
 
   set_nosniff (msg);
   soup_server_message_set_status (msg, status, NULL);
@@ -293,7 +321,7 @@ kv_response_build_refusal (guint               status,
   g_autofree char *body = NULL;
   gsize len;
 
-  body = dup_error_body (status, text, json, &len);
+  body = dup_error_body (status, text, -1, json, &len);
 
   g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status, status_phrase (status));
   g_string_append (response, "Server: " PACKAGE_NAME "/" VERSION "\r\n");

@@ -21,6 +21,10 @@ gboolean  kv_response_wants_json       (SoupMessageHeaders *request_headers);
 void      kv_response_error            (SoupServerMessage  *msg,
                                         guint               status,
                                         const char         *text);
+void      kv_response_error_at         (SoupServerMessage  *msg,
+                                        guint               status,
+                                        const char         *text,
+                                        gint64              op);
 void      kv_response_text             (SoupServerMessage  *msg,
                                         const char         *content_type,
                                         char               *text);

@@ -53,6 +53,8 @@ static const struct
   KvResourceFunc func;
 } routes[] = {
   { "/keys", kv_resource_keys },
+  { "/txn", kv_resource_txn },
+  { "/clear", kv_resource_clear },
   { "/healthz", kv_resource_health },
   { "/stats", kv_resource_stats },
   { "/metrics", kv_resource_metrics },
@@ -121,6 +123,7 @@ on_got_headers (SoupServerMessage *msg,
   KvConnection *connection = kv_connection_from_message (msg);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   KvAccessDenial denial;
+  guint64 max_body;
 
   if (connection == NULL)
     return;
@@ -132,8 +135,12 @@ on_got_headers (SoupServerMessage *msg,
       return;
     }
 
+  /* A transaction carries many values; everything else one at most. */
+  max_body = g_str_equal (g_uri_get_path (soup_server_message_get_uri (msg)), "/txn")
+             ? self->limits.max_txn_size : self->limits.max_value_size;
+
   /* KvRequestFilter let through one Content-Length of digits at most. */
-  if ((guint64) soup_message_headers_get_content_length (headers) > self->limits.max_value_size)
+  if ((guint64) soup_message_headers_get_content_length (headers) > max_body)
     {
       kv_connection_refuse (connection, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
                             "value too large", NULL);
@@ -159,7 +166,7 @@ on_got_headers (SoupServerMessage *msg,
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "close");
 
-  kv_connection_headers_accepted (connection, msg);
+  kv_connection_headers_accepted (connection, msg, max_body);
 }
 
 /* ---- Requests in flight and the graceful stop ----
@@ -439,7 +446,7 @@ static KvTransportLimits
 transport_limits (const KvLimits *limits)
 {
   return (KvTransportLimits) {
-    .max_body_size = limits->max_value_size,
+    .max_body_size = MAX (limits->max_value_size, limits->max_txn_size),
     .max_header_size = limits->max_header_size,
     .max_headers = limits->max_headers,
     .request_timeout = limits->request_timeout,

@@ -53,6 +53,7 @@ struct _KvConnection
   gulong last_disconnected_id;
   gint64 deadline;              /* for the request being read, or 0 */
   guint64 body_bytes;
+  guint64 max_body;             /* for the request being read */
 
   GSource *refusal;             /* (owned) (nullable) a refusal waiting to be made */
   guint refused_status;         /* 0 for a hang-up */
@@ -485,7 +486,7 @@ on_got_chunk (SoupServerMessage *msg,
   /* A chunked body announces no length: count it as it arrives, so that
    * no more than the limit and one read block is ever held. */
   self->body_bytes += g_bytes_get_size (chunk);
-  if (self->body_bytes > kv_transport_get_limits (self->transport)->max_body_size)
+  if (self->body_bytes > self->max_body)
     kv_connection_refuse (self, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large",
                           NULL);
 }
@@ -505,6 +506,7 @@ on_got_body (SoupServerMessage *msg,
  * kv_connection_headers_accepted:
  * @self: a #KvConnection
  * @msg: a request whose headers passed every check
+ * @max_body: the largest body this request may have
  *
  * Watches the body, when there is one, until it is all in: a chunked body
  * is counted against the limit as it arrives. Without a body the
@@ -512,12 +514,14 @@ on_got_body (SoupServerMessage *msg,
  */
 void
 kv_connection_headers_accepted (KvConnection      *self,
-                                SoupServerMessage *msg)
+                                SoupServerMessage *msg,
+                                guint64            max_body)
 {
   SoupMessageHeaders *headers;
 
   g_return_if_fail (KV_IS_CONNECTION (self));
 
+  self->max_body = max_body;
   headers = soup_server_message_get_request_headers (msg);
   kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
   /* Most requests have no body: no handler for them. */

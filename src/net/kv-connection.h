@@ -33,7 +33,8 @@ const char       *kv_connection_get_local_host     (KvConnection      *self);
 void              kv_connection_request_started    (KvConnection      *self,
                                                     SoupServerMessage *msg);
 void              kv_connection_headers_accepted   (KvConnection      *self,
-                                                    SoupServerMessage *msg);
+                                                    SoupServerMessage *msg,
+                                                    guint64            max_body);
 void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
 void              kv_connection_refuse             (KvConnection      *self,
