@@ -549,6 +549,78 @@ test_delete_prefix_and_clear (Fixture       *fixture,
   g_assert_cmpuint (info.value_bytes, ==, 0);
 }
 
+
+static void
+on_async_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  *(GAsyncResult **) data = g_object_ref (result);
+}
+
+static GAsyncResult *
+wait_result (GAsyncResult **slot)
+{
+  while (*slot == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  return *slot;
+}
+
+static void
+test_async (Fixture       *fixture,
+            gconstpointer  user_data)
+{
+  g_autoptr(KvTxn) txn = kv_txn_new ();
+  g_autoptr(KvTxnResult) applied = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *apply_result = NULL, *get_result = NULL, *miss_result = NULL;
+  GAsyncResult *list_result = NULL, *info_result = NULL;
+  char key[] = "async-key";
+  KvStorageInfo info;
+  gboolean more = TRUE;
+
+  g_test_summary ("The asynchronous calls complete in the caller's main context, never "
+                  "before the call returns, and copy what they are given");
+
+  kv_txn_add_put (txn, key, value, NULL);
+  kv_storage_apply_async (fixture->storage, txn, NULL, on_async_done, &apply_result);
+  g_assert_null (apply_result);
+  applied = kv_storage_apply_finish (fixture->storage, wait_result (&apply_result), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_txn_result_get_revision (applied), ==, 1);
+
+  kv_storage_get_async (fixture->storage, key, NULL, on_async_done, &get_result);
+  /* The key was on the caller's stack: the call has its own copy. */
+  memset (key, 'x', strlen (key));
+  kv_storage_get_async (fixture->storage, "missing", NULL, on_async_done, &miss_result);
+  g_assert_null (get_result);
+  entry = kv_storage_get_finish (fixture->storage, wait_result (&get_result), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_entry_get_revision (entry), ==, 1);
+  g_assert_null (kv_storage_get_finish (fixture->storage, wait_result (&miss_result), NULL,
+                                        &error));
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND);
+
+  kv_storage_list_async (fixture->storage, "async", NULL, 10, NULL, on_async_done, &list_result);
+  keys = kv_storage_list_finish (fixture->storage, wait_result (&list_result), &more, NULL);
+  g_assert_cmpuint (keys->len, ==, 1);
+  g_assert_false (more);
+
+  kv_storage_info_async (fixture->storage, NULL, on_async_done, &info_result);
+  g_assert_true (kv_storage_info_finish (fixture->storage, wait_result (&info_result), &info,
+                                         NULL));
+  g_assert_cmpuint (info.keys, ==, 1);
+
+  g_object_unref (apply_result);
+  g_object_unref (get_result);
+  g_object_unref (miss_result);
+  g_object_unref (list_result);
+  g_object_unref (info_result);
+}
+
 /* ---- The change feed ---- */
 
 #define FEED_WRITERS 4
@@ -755,6 +827,7 @@ main (int   argc,
       ADD ("txn", test_txn);
       ADD ("delete-prefix-and-clear", test_delete_prefix_and_clear);
       ADD ("change-feed", test_change_feed);
+      ADD ("async", test_async);
 #undef ADD
     }
 

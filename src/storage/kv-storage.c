@@ -10,9 +10,184 @@ G_DEFINE_QUARK (kv-storage-error-quark, kv_storage_error)
 
 G_DEFINE_INTERFACE (KvStorage, kv_storage, G_TYPE_OBJECT)
 
+/* ---- Default asynchronous calls: the synchronous ones, completed in the
+ * caller's main context ---- */
+
+typedef struct
+{
+  KvEntry *entry;
+  gint64 expires_at;
+} GetResult;
+
+static void
+get_result_free (gpointer data)
+{
+  GetResult *result = data;
+
+  g_clear_pointer (&result->entry, kv_entry_unref);
+  g_free (result);
+}
+
+static void
+default_get_async (KvStorage           *self,
+                   const char          *key,
+                   GCancellable        *cancellable,
+                   GAsyncReadyCallback  callback,
+                   gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr(GError) error = NULL;
+  GetResult *result = g_new0 (GetResult, 1);
+
+  g_task_set_source_tag (task, default_get_async);
+  result->entry = KV_STORAGE_GET_IFACE (self)->get (self, key, &result->expires_at, &error);
+  if (result->entry == NULL)
+    {
+      get_result_free (result);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, result, get_result_free);
+}
+
+static KvEntry *
+default_get_finish (KvStorage     *self,
+                    GAsyncResult  *result,
+                    gint64        *expires_at,
+                    GError       **error)
+{
+  GetResult *got = g_task_propagate_pointer (G_TASK (result), error);
+  KvEntry *entry;
+
+  if (got == NULL)
+    return NULL;
+  *expires_at = got->expires_at;
+  entry = g_steal_pointer (&got->entry);
+  get_result_free (got);
+  return entry;
+}
+
+static void
+default_apply_async (KvStorage           *self,
+                     KvTxn               *txn,
+                     GCancellable        *cancellable,
+                     GAsyncReadyCallback  callback,
+                     gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr(GError) error = NULL;
+  KvTxnResult *result;
+  guint failed_op = 0;
+
+  g_task_set_source_tag (task, default_apply_async);
+  result = KV_STORAGE_GET_IFACE (self)->apply (self, txn, &failed_op, &error);
+  if (result == NULL)
+    {
+      g_task_set_task_data (task, GUINT_TO_POINTER (failed_op), NULL);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, result, (GDestroyNotify) kv_txn_result_unref);
+}
+
+static KvTxnResult *
+default_apply_finish (KvStorage     *self,
+                      GAsyncResult  *result,
+                      guint         *failed_op,
+                      GError       **error)
+{
+  *failed_op = GPOINTER_TO_UINT (g_task_get_task_data (G_TASK (result)));
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+typedef struct
+{
+  GPtrArray *keys;
+  gboolean more;
+} ListResult;
+
+static void
+list_result_free (gpointer data)
+{
+  ListResult *result = data;
+
+  g_clear_pointer (&result->keys, g_ptr_array_unref);
+  g_free (result);
+}
+
+static void
+default_list_async (KvStorage           *self,
+                    const char          *prefix,
+                    const char          *after,
+                    guint                limit,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  ListResult *result = g_new0 (ListResult, 1);
+
+  g_task_set_source_tag (task, default_list_async);
+  result->keys = KV_STORAGE_GET_IFACE (self)->list (self, prefix, after, limit, &result->more);
+  g_task_return_pointer (task, result, list_result_free);
+}
+
+static GPtrArray *
+default_list_finish (KvStorage     *self,
+                     GAsyncResult  *result,
+                     gboolean      *more,
+                     GError       **error)
+{
+  ListResult *listed = g_task_propagate_pointer (G_TASK (result), error);
+  GPtrArray *keys;
+
+  if (listed == NULL)
+    return NULL;
+  *more = listed->more;
+  keys = g_steal_pointer (&listed->keys);
+  list_result_free (listed);
+  return keys;
+}
+
+static void
+default_info_async (KvStorage           *self,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  KvStorageInfo *info = g_new0 (KvStorageInfo, 1);
+
+  g_task_set_source_tag (task, default_info_async);
+  KV_STORAGE_GET_IFACE (self)->get_info (self, info);
+  g_task_return_pointer (task, info, g_free);
+}
+
+static gboolean
+default_info_finish (KvStorage      *self,
+                     GAsyncResult   *result,
+                     KvStorageInfo  *info,
+                     GError        **error)
+{
+  g_autofree KvStorageInfo *got = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (got == NULL)
+    return FALSE;
+  *info = *got;
+  return TRUE;
+}
+
 static void
 kv_storage_default_init (KvStorageInterface *iface)
 {
+  iface->get_async = default_get_async;
+  iface->get_finish = default_get_finish;
+  iface->apply_async = default_apply_async;
+  iface->apply_finish = default_apply_finish;
+  iface->list_async = default_list_async;
+  iface->list_finish = default_list_finish;
+  iface->info_async = default_info_async;
+  iface->info_finish = default_info_finish;
 }
 
 /**
@@ -312,4 +487,191 @@ kv_storage_unsubscribe (KvStorage *self,
   g_return_if_fail (KV_IS_STORAGE (self));
 
   KV_STORAGE_GET_IFACE (self)->unsubscribe (self, id);
+}
+
+/**
+ * kv_storage_get_async:
+ * @self: a #KvStorage
+ * @key: the key to look up; copied
+ * @cancellable: (nullable): cancel when the answer is no longer wanted
+ * @callback: called in the caller's thread-default main context
+ * @user_data: data for @callback
+ *
+ * As kv_storage_get(), completing later.
+ */
+void
+kv_storage_get_async (KvStorage           *self,
+                      const char          *key,
+                      GCancellable        *cancellable,
+                      GAsyncReadyCallback  callback,
+                      gpointer             user_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+  g_return_if_fail (key != NULL);
+
+  KV_STORAGE_GET_IFACE (self)->get_async (self, key, cancellable, callback, user_data);
+}
+
+/**
+ * kv_storage_get_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @expires_at: (out) (optional): as for kv_storage_get()
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the entry, or %NULL with @error
+ */
+KvEntry *
+kv_storage_get_finish (KvStorage     *self,
+                       GAsyncResult  *result,
+                       gint64        *expires_at,
+                       GError       **error)
+{
+  gint64 dummy;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->get_finish (self, result,
+                                                  expires_at ? expires_at : &dummy, error);
+}
+
+/**
+ * kv_storage_apply_async:
+ * @self: a #KvStorage
+ * @txn: the operations; referenced until done
+ * @cancellable: (nullable): cancel when the answer is no longer wanted;
+ *   a transaction already sent may still apply
+ * @callback: called in the caller's thread-default main context
+ * @user_data: data for @callback
+ *
+ * As kv_storage_apply(), completing later.
+ */
+void
+kv_storage_apply_async (KvStorage           *self,
+                        KvTxn               *txn,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+  g_return_if_fail (txn != NULL);
+
+  KV_STORAGE_GET_IFACE (self)->apply_async (self, txn, cancellable, callback, user_data);
+}
+
+/**
+ * kv_storage_apply_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @failed_op: (out) (optional): as for kv_storage_apply()
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the results, or %NULL with @error
+ */
+KvTxnResult *
+kv_storage_apply_finish (KvStorage     *self,
+                         GAsyncResult  *result,
+                         guint         *failed_op,
+                         GError       **error)
+{
+  guint dummy;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->apply_finish (self, result,
+                                                    failed_op ? failed_op : &dummy, error);
+}
+
+/**
+ * kv_storage_list_async:
+ * @self: a #KvStorage
+ * @prefix: (nullable): as for kv_storage_list(); copied
+ * @after: (nullable): likewise
+ * @limit: likewise
+ * @cancellable: (nullable): cancel when the answer is no longer wanted
+ * @callback: called in the caller's thread-default main context
+ * @user_data: data for @callback
+ *
+ * As kv_storage_list(), completing later.
+ */
+void
+kv_storage_list_async (KvStorage           *self,
+                       const char          *prefix,
+                       const char          *after,
+                       guint                limit,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+
+  KV_STORAGE_GET_IFACE (self)->list_async (self, prefix ? prefix : "", after, limit,
+                                           cancellable, callback, user_data);
+}
+
+/**
+ * kv_storage_list_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @more: (out) (optional): as for kv_storage_list()
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full) (element-type utf8): the keys, or %NULL with
+ *   @error
+ */
+GPtrArray *
+kv_storage_list_finish (KvStorage     *self,
+                        GAsyncResult  *result,
+                        gboolean      *more,
+                        GError       **error)
+{
+  gboolean dummy;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->list_finish (self, result, more ? more : &dummy, error);
+}
+
+/**
+ * kv_storage_info_async:
+ * @self: a #KvStorage
+ * @cancellable: (nullable): cancel when the answer is no longer wanted
+ * @callback: called in the caller's thread-default main context
+ * @user_data: data for @callback
+ *
+ * As kv_storage_get_info(), completing later.
+ */
+void
+kv_storage_info_async (KvStorage           *self,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+
+  KV_STORAGE_GET_IFACE (self)->info_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * kv_storage_info_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @info: (out caller-allocates): sizes and counters
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE with @info filled in
+ */
+gboolean
+kv_storage_info_finish (KvStorage      *self,
+                        GAsyncResult   *result,
+                        KvStorageInfo  *info,
+                        GError        **error)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (self), FALSE);
+  g_return_val_if_fail (info != NULL, FALSE);
+
+  return KV_STORAGE_GET_IFACE (self)->info_finish (self, result, info, error);
 }

@@ -62,8 +62,19 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
  * @subscribe: delivers every change from now on, in revision order, in a
  *   main context of the caller's choosing
  * @unsubscribe: ends a subscription
+ * @get_async: as @get, completing later
+ * @get_finish: the result of @get_async
+ * @apply_async: as @apply, completing later
+ * @apply_finish: the result of @apply_async
+ * @list_async: as @list, completing later
+ * @list_finish: the result of @list_async
+ * @info_async: as @get_info, completing later
+ * @info_finish: the result of @info_async
  *
- * Implementations must be safe to call from any thread.
+ * Implementations must be safe to call from any thread. A store that
+ * answers over the network implements the asynchronous calls; the
+ * defaults run the synchronous ones and complete in the caller's main
+ * context, with no thread hop.
  */
 struct _KvStorageInterface
 {
@@ -93,6 +104,44 @@ struct _KvStorageInterface
                                GDestroyNotify       notify);
   void         (*unsubscribe) (KvStorage           *self,
                                guint                id);
+
+  void         (*get_async)    (KvStorage           *self,
+                                const char          *key,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+  KvEntry     *(*get_finish)   (KvStorage           *self,
+                                GAsyncResult        *result,
+                                gint64              *expires_at,
+                                GError             **error);
+  void         (*apply_async)  (KvStorage           *self,
+                                KvTxn               *txn,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+  KvTxnResult *(*apply_finish) (KvStorage           *self,
+                                GAsyncResult        *result,
+                                guint               *failed_op,
+                                GError             **error);
+  void         (*list_async)   (KvStorage           *self,
+                                const char          *prefix,
+                                const char          *after,
+                                guint                limit,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+  GPtrArray   *(*list_finish)  (KvStorage           *self,
+                                GAsyncResult        *result,
+                                gboolean            *more,
+                                GError             **error);
+  void         (*info_async)   (KvStorage           *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+  gboolean     (*info_finish)  (KvStorage           *self,
+                                GAsyncResult        *result,
+                                KvStorageInfo       *info,
+                                GError             **error);
 };
 
 KvEntry     *kv_storage_get          (KvStorage           *self,
@@ -135,5 +184,43 @@ guint        kv_storage_subscribe    (KvStorage           *self,
                                       GDestroyNotify       notify);
 void         kv_storage_unsubscribe  (KvStorage           *self,
                                       guint                id);
+
+void         kv_storage_get_async    (KvStorage           *self,
+                                      const char          *key,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+KvEntry     *kv_storage_get_finish   (KvStorage           *self,
+                                      GAsyncResult        *result,
+                                      gint64              *expires_at,
+                                      GError             **error);
+void         kv_storage_apply_async  (KvStorage           *self,
+                                      KvTxn               *txn,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+KvTxnResult *kv_storage_apply_finish (KvStorage           *self,
+                                      GAsyncResult        *result,
+                                      guint               *failed_op,
+                                      GError             **error);
+void         kv_storage_list_async   (KvStorage           *self,
+                                      const char          *prefix,
+                                      const char          *after,
+                                      guint                limit,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+GPtrArray   *kv_storage_list_finish  (KvStorage           *self,
+                                      GAsyncResult        *result,
+                                      gboolean            *more,
+                                      GError             **error);
+void         kv_storage_info_async   (KvStorage           *self,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+gboolean     kv_storage_info_finish  (KvStorage           *self,
+                                      GAsyncResult        *result,
+                                      KvStorageInfo       *info,
+                                      GError             **error);
 
 G_END_DECLS
