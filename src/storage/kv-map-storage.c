@@ -5,6 +5,8 @@
  * A GHashTable used as a set of KvEntry (each entry carries its own key),
  * under a GRWLock: readers share the lock, writers take it alone and only
  * for a pointer swap, since entries are built before the lock is taken.
+ * Beside it, a KvIndex keeps the same entries in key order, for listings,
+ * counts and prefix deletes at O(log n + what they return).
  *
  * Every mutation goes through one commit point, under the write lock:
  * transactions (single-key writes are transactions of one operation) and
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "storage/kv-entry-private.h"
+#include "kv-index.h"
 #include "kv-map-storage.h"
 
 /* Entries reclaimed per write-lock hold, and how often the sweeper looks. */
@@ -40,6 +43,7 @@ struct _KvMapStorage
 
   GRWLock lock;
   GHashTable *entries;   /* (element-type KvEntry) (owned) */
+  KvIndex *index;        /* the same entries, in key order */
   GHashTable *expiries;  /* (element-type KvEntry Expiry): entries with a TTL */
   GTree *deadlines;      /* (element-type Expiry): the same, by deadline */
   guint64 revision;
@@ -123,11 +127,18 @@ is_expired_locked (KvMapStorage  *self,
 }
 
 /* Takes @entry out of the table and the expiry index, dropping the table's
- * reference. The caller accounts for the revision. */
+ * reference; out of the ordered index too unless @replaced_by takes its
+ * place there. The caller accounts for the revision. */
 static void
-remove_locked (KvMapStorage *self,
-               KvEntry      *entry)
+remove_full_locked (KvMapStorage *self,
+                    KvEntry      *entry,
+                    KvEntry      *replaced_by)
 {
+  if (replaced_by != NULL)
+    kv_index_replace (self->index, entry, replaced_by);
+  else
+    kv_index_remove (self->index, entry);
+
   if (kv_entry_get_has_ttl (entry))
     {
       Expiry *expiry = g_hash_table_lookup (self->expiries, entry);
@@ -138,6 +149,13 @@ remove_locked (KvMapStorage *self,
 
   self->value_bytes -= kv_entry_get_value_size (entry);
   g_hash_table_remove (self->entries, entry);
+}
+
+static void
+remove_locked (KvMapStorage *self,
+               KvEntry      *entry)
+{
+  remove_full_locked (self, entry, NULL);
 }
 
 static void
@@ -210,7 +228,7 @@ set_deadline_locked (KvMapStorage *self,
   g_tree_insert (self->deadlines, expiry, expiry);
 }
 
-/* The live keys with @prefix, referenced. */
+/* The live keys with @prefix, referenced, in key order. */
 static GPtrArray *
 match_prefix_locked (KvMapStorage *self,
                      const char   *prefix,
@@ -218,17 +236,18 @@ match_prefix_locked (KvMapStorage *self,
 {
   GPtrArray *matches = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_entry_unref);
   gsize prefix_len = strlen (prefix);
-  GHashTableIter iter;
-  gpointer entry;
+  KvIndexIter iter;
+  KvEntry *entry;
 
-  g_hash_table_iter_init (&iter, self->entries);
-  while (g_hash_table_iter_next (&iter, &entry, NULL))
+  kv_index_iter_init_after (&iter, self->index, prefix, prefix_len, TRUE);
+  while ((entry = kv_index_iter_next (&iter)) != NULL)
     {
       gsize len;
       const char *key = kv_entry_peek_key (entry, &len);
 
-      if (len >= prefix_len && memcmp (key, prefix, prefix_len) == 0 &&
-          !is_expired_locked (self, entry, now))
+      if (len < prefix_len || memcmp (key, prefix, prefix_len) != 0)
+        break;
+      if (!is_expired_locked (self, entry, now))
         g_ptr_array_add (matches, kv_entry_ref (entry));
     }
 
@@ -246,13 +265,14 @@ apply_op_locked (KvMapStorage *self,
                  gint64        now)
 {
   gsize key_len = strlen (op->key);
-  KvEntry *current = op->kind == KV_OP_DELETE_PREFIX || op->kind == KV_OP_CLEAR
+  KvEntry *present = op->kind == KV_OP_DELETE_PREFIX || op->kind == KV_OP_CLEAR
                      ? NULL : lookup_locked (self, op->key, key_len);
+  /* Expired keys were reclaimed before the transaction; one whose time
+   * ran out since is absent, yet still in the table and the index. */
+  KvEntry *current = present != NULL && !is_expired_locked (self, present, now) ? present : NULL;
   gint64 deadline = 0;
 
   result->kind = op->kind;
-  if (current != NULL && is_expired_locked (self, current, now))
-    current = NULL;
 
   switch (op->kind)
     {
@@ -271,8 +291,11 @@ apply_op_locked (KvMapStorage *self,
         deadline = now + op->ttl;
       else if (op->ttl_mode == KV_TTL_KEEP && current != NULL)
         deadline = deadline_locked (self, current);
-      if (current != NULL)
-        remove_locked (self, current);
+      /* The new entry takes the old one's place in the ordered index. */
+      if (present != NULL)
+        remove_full_locked (self, present, built);
+      else
+        kv_index_insert (self->index, built);
 
       kv_entry_set_revision (built, revision);
       self->value_bytes += kv_entry_get_value_size (built);
@@ -318,6 +341,8 @@ apply_op_locked (KvMapStorage *self,
       g_tree_destroy (self->deadlines);
       self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
       g_hash_table_remove_all (self->expiries);
+      kv_index_free (self->index);
+      self->index = kv_index_new ();
       g_hash_table_remove_all (self->entries);
       self->value_bytes = 0;
       /* One change, even for an empty store: a clear is a write. */
@@ -454,35 +479,18 @@ kv_map_storage_get (KvStorage   *storage,
   return kv_entry_ref (entry);
 }
 
+/* Byte-order comparison of two keys. */
 static int
-compare_entry_keys (gconstpointer a,
-                    gconstpointer b)
+compare_keys (const char *a,
+              gsize       a_len,
+              const char *b,
+              gsize       b_len)
 {
-  const KvEntry *ea = *(KvEntry * const *) a;
-  const KvEntry *eb = *(KvEntry * const *) b;
-  gsize la, lb;
-  const char *ka = kv_entry_peek_key (ea, &la);
-  const char *kb = kv_entry_peek_key (eb, &lb);
-  int cmp = memcmp (ka, kb, MIN (la, lb));
+  int cmp = memcmp (a, b, MIN (a_len, b_len));
 
   if (cmp != 0)
     return cmp;
-  return la < lb ? -1 : (la > lb ? 1 : 0);
-}
-
-/* Byte-order comparison of an entry's key with a C string. */
-static int
-compare_key (const KvEntry *entry,
-             const char    *key,
-             gsize          len)
-{
-  gsize entry_len;
-  const char *entry_key = kv_entry_peek_key (entry, &entry_len);
-  int cmp = memcmp (entry_key, key, MIN (entry_len, len));
-
-  if (cmp != 0)
-    return cmp;
-  return entry_len < len ? -1 : (entry_len > len ? 1 : 0);
+  return a_len < b_len ? -1 : (a_len > b_len ? 1 : 0);
 }
 
 static GPtrArray *
@@ -493,42 +501,40 @@ kv_map_storage_list (KvStorage  *storage,
                      gboolean   *more)
 {
   KvMapStorage *self = KV_MAP_STORAGE (storage);
-  g_autoptr(GPtrArray) matches = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_entry_unref);
-  GPtrArray *keys;
+  g_autoptr(GRWLockReaderLocker) locker = NULL;
+  GPtrArray *keys = g_ptr_array_new_full (MIN (limit, 1024), g_free);
   gsize prefix_len = strlen (prefix);
   gsize after_len = after != NULL ? strlen (after) : 0;
-  GHashTableIter iter;
-  gpointer entry;
   gint64 now = g_get_monotonic_time ();
+  KvIndexIter iter;
+  KvEntry *entry;
 
-  /* Only the copying out of references happens under the read lock; the
-   * sort, which costs most, happens after it, so writers are not held up. */
-  {
-    g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED =
-      g_rw_lock_reader_locker_new (&self->lock);
+  *more = FALSE;
+  locker = g_rw_lock_reader_locker_new (&self->lock);
 
-    g_hash_table_iter_init (&iter, self->entries);
-    while (g_hash_table_iter_next (&iter, &entry, NULL))
-      {
-        gsize len;
-        const char *key = kv_entry_peek_key (entry, &len);
+  /* From the first key after @after, or else the first with @prefix:
+   * whichever comes later. */
+  if (after != NULL && compare_keys (after, after_len, prefix, prefix_len) >= 0)
+    kv_index_iter_init_after (&iter, self->index, after, after_len, FALSE);
+  else
+    kv_index_iter_init_after (&iter, self->index, prefix, prefix_len, TRUE);
 
-        if (len < prefix_len || memcmp (key, prefix, prefix_len) != 0)
-          continue;
-        if (after != NULL && compare_key (entry, after, after_len) <= 0)
-          continue;
-        if (is_expired_locked (self, entry, now))
-          continue;
-        g_ptr_array_add (matches, kv_entry_ref (entry));
-      }
-  }
+  while ((entry = kv_index_iter_next (&iter)) != NULL)
+    {
+      gsize len;
+      const char *key = kv_entry_peek_key (entry, &len);
 
-  g_ptr_array_sort (matches, compare_entry_keys);
-
-  *more = matches->len > limit;
-  keys = g_ptr_array_new_full (MIN (matches->len, limit), g_free);
-  for (guint i = 0; i < matches->len && i < limit; i++)
-    g_ptr_array_add (keys, kv_entry_dup_key (g_ptr_array_index (matches, i)));
+      if (len < prefix_len || memcmp (key, prefix, prefix_len) != 0)
+        break;
+      if (is_expired_locked (self, entry, now))
+        continue;
+      if (keys->len == limit)
+        {
+          *more = TRUE;
+          break;
+        }
+      g_ptr_array_add (keys, g_strndup (key, len));
+    }
 
   return keys;
 }
@@ -541,18 +547,23 @@ kv_map_storage_count (KvStorage  *storage,
   g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
   gsize prefix_len = strlen (prefix);
   gint64 now = g_get_monotonic_time ();
-  GHashTableIter iter;
-  gpointer entry;
+  KvIndexIter iter;
+  KvEntry *entry;
   guint64 n = 0;
 
-  g_hash_table_iter_init (&iter, self->entries);
-  while (g_hash_table_iter_next (&iter, &entry, NULL))
+  /* Every key: the table knows, less what has expired. */
+  if (prefix_len == 0 && g_tree_nnodes (self->deadlines) == 0)
+    return g_hash_table_size (self->entries);
+
+  kv_index_iter_init_after (&iter, self->index, prefix, prefix_len, TRUE);
+  while ((entry = kv_index_iter_next (&iter)) != NULL)
     {
       gsize len;
       const char *key = kv_entry_peek_key (entry, &len);
 
-      if (len >= prefix_len && memcmp (key, prefix, prefix_len) == 0 &&
-          !is_expired_locked (self, entry, now))
+      if (len < prefix_len || memcmp (key, prefix, prefix_len) != 0)
+        break;
+      if (!is_expired_locked (self, entry, now))
         n++;
     }
 
@@ -681,6 +692,7 @@ kv_map_storage_finalize (GObject *object)
 
   g_tree_unref (self->deadlines);
   g_hash_table_unref (self->expiries);
+  kv_index_free (self->index);
   g_hash_table_unref (self->entries);
   kv_change_hub_free (self->changes);
   g_rw_lock_clear (&self->lock);
@@ -705,6 +717,7 @@ kv_map_storage_init (KvMapStorage *self)
   self->expiries = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
   self->changes = kv_change_hub_new ();
+  self->index = kv_index_new ();
 
   g_mutex_init (&self->sweeper_lock);
   g_cond_init (&self->sweeper_cond);
