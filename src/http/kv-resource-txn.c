@@ -72,28 +72,42 @@ check_depth (const char *data,
   return TRUE;
 }
 
-typedef struct
-{
-  GHashTable *objects;   /* JsonObject → GHashTable of member names */
-  gboolean duplicate;
-} Members;
-
+/* json-glib keeps the last of duplicate members: count the members as
+ * they are parsed, and compare with what the objects hold. */
 static void
 on_object_member (JsonParser *parser,
                   JsonObject *object,
                   const char *name,
                   gpointer    data)
 {
-  Members *members = data;
-  GHashTable *names = g_hash_table_lookup (members->objects, object);
+  (*(guint64 *) data)++;
+}
 
-  if (names == NULL)
+static guint64
+count_members (JsonNode *node)
+{
+  guint64 n = 0;
+
+  if (JSON_NODE_HOLDS_OBJECT (node))
     {
-      names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (members->objects, object, names);
+      JsonObject *object = json_node_get_object (node);
+      JsonObjectIter iter;
+      JsonNode *member;
+
+      n = json_object_get_size (object);
+      json_object_iter_init (&iter, object);
+      while (json_object_iter_next (&iter, NULL, &member))
+        n += count_members (member);
     }
-  if (!g_hash_table_add (names, g_strdup (name)))
-    members->duplicate = TRUE;
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        n += count_members (json_array_get_element (array, i));
+    }
+
+  return n;
 }
 
 /* RFC 4648 base64, padding included; g_base64_decode() skips what it does
@@ -346,9 +360,7 @@ parse_body (KvServer   *server,
             Problem    *p)
 {
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  g_autoptr(GHashTable) objects = g_hash_table_new_full (NULL, NULL, NULL,
-                                                        (GDestroyNotify) g_hash_table_unref);
-  Members members = { objects, FALSE };
+  guint64 members = 0;
   g_autoptr(KvTxn) txn = kv_txn_new ();
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
@@ -365,10 +377,10 @@ parse_body (KvServer   *server,
   if (!json_parser_load_from_data (parser, data, len, NULL) ||
       json_parser_has_assignment (parser, NULL))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid JSON", -1), NULL;
-  if (members.duplicate)
-    return problem (p, SOUP_STATUS_BAD_REQUEST, "duplicate member", -1), NULL;
 
   root = json_parser_get_root (parser);
+  if (root != NULL && count_members (root) != members)
+    return problem (p, SOUP_STATUS_BAD_REQUEST, "duplicate member", -1), NULL;
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "body must be an object", -1), NULL;
   object = json_node_get_object (root);
