@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "kv-call.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -33,12 +34,12 @@ format_timestamp (gint64 usec)
 }
 
 static void
-handle_get (KvServer          *server,
+answer_get (KvServer          *server,
             SoupServerMessage *msg,
-            const char        *key)
+            KvEntry           *entry,
+            gint64             expires_at,
+            const GError      *error)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(KvEntry) entry = NULL;
   g_autoptr(GBytes) value = NULL;
   KvStats *stats = kv_server_get_stats (server);
   SoupMessageHeaders *request_headers = soup_server_message_get_request_headers (msg);
@@ -46,16 +47,13 @@ handle_get (KvServer          *server,
   const char *if_match;
   const char *if_none_match;
   const char *content_type;
-  gint64 expires_at;
 
-  kv_stats_add (stats, KV_STAT_GETS, 1);
-
-  entry = kv_storage_get (kv_server_get_storage (server), key, &expires_at, &error);
   if (entry == NULL)
     {
       /* Preconditions only apply to a request that would succeed without
        * them (RFC 9110 §13.2.1): a missing key is 404 whatever they say. */
-      kv_stats_add (stats, KV_STAT_MISSES, 1);
+      if (g_error_matches (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_NOT_FOUND))
+        kv_stats_add (stats, KV_STAT_MISSES, 1);
       reply_storage_error (server, msg, error);
       return;
     }
@@ -121,14 +119,86 @@ handle_get (KvServer          *server,
 }
 
 static void
+on_got (GObject      *source,
+        GAsyncResult *result,
+        gpointer      data)
+{
+  KvCall *call = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  gint64 expires_at = 0;
+
+  entry = kv_storage_get_finish (KV_STORAGE (source), result, &expires_at, &error);
+  answer_get (kv_call_get_server (call), kv_call_get_message (call), entry, expires_at, error);
+  kv_call_end (call);
+}
+
+static void
+handle_get (KvServer          *server,
+            SoupServerMessage *msg,
+            const char        *key)
+{
+  KvCall *call;
+
+  kv_stats_add (kv_server_get_stats (server), KV_STAT_GETS, 1);
+  call = kv_call_begin (server, msg);
+  kv_storage_get_async (kv_server_get_storage (server), key, kv_call_get_cancellable (call),
+                        on_got, call);
+}
+
+/* A put or a delete: a transaction of one operation. */
+static void
+on_applied (GObject      *source,
+            GAsyncResult *result,
+            gpointer      data)
+{
+  KvCall *call = data;
+  KvServer *server = kv_call_get_server (call);
+  SoupServerMessage *msg = kv_call_get_message (call);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvTxnResult) applied = NULL;
+  const KvOpResult *op;
+
+  applied = kv_storage_apply_finish (KV_STORAGE (source), result, NULL, &error);
+  if (applied == NULL)
+    {
+      reply_storage_error (server, msg, error);
+      kv_call_end (call);
+      return;
+    }
+
+  op = kv_txn_result_get (applied, 0);
+  if (op->kind == KV_OP_PUT)
+    {
+      kv_stats_add (kv_server_get_stats (server), KV_STAT_PUTS, 1);
+      kv_response_set_etag (soup_server_message_get_response_headers (msg),
+                            kv_entry_get_revision (op->entry));
+    }
+  else
+    kv_stats_add (kv_server_get_stats (server), KV_STAT_DELETES, 1);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  kv_call_end (call);
+}
+
+static void
+apply_one (KvServer          *server,
+           SoupServerMessage *msg,
+           KvTxn             *txn)
+{
+  KvCall *call = kv_call_begin (server, msg);
+
+  kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
+                          on_applied, call);
+}
+
+static void
 handle_put (KvServer          *server,
             SoupServerMessage *msg,
             const char        *key,
             GHashTable        *query)
 {
-  g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) value = NULL;
-  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(KvTxn) txn = NULL;
   SoupMessageHeaders *request_headers = soup_server_message_get_request_headers (msg);
   KvCondition condition;
   KvSetOptions options = { NULL, KV_TTL_NONE, 0, &condition };
@@ -185,17 +255,9 @@ handle_put (KvServer          *server,
       return;
     }
 
-  entry = kv_storage_set (kv_server_get_storage (server), key, value, &options, &error);
-  if (entry == NULL)
-    {
-      reply_storage_error (server, msg, error);
-      return;
-    }
-
-  kv_stats_add (kv_server_get_stats (server), KV_STAT_PUTS, 1);
-  kv_response_set_etag (soup_server_message_get_response_headers (msg),
-                        kv_entry_get_revision (entry));
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  txn = kv_txn_new ();
+  kv_txn_add_put (txn, key, value, &options);
+  apply_one (server, msg, txn);
 }
 
 static void
@@ -203,7 +265,7 @@ handle_delete (KvServer          *server,
                SoupServerMessage *msg,
                const char        *key)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr(KvTxn) txn = NULL;
   KvCondition condition;
 
   if (!kv_request_parse_condition (soup_server_message_get_request_headers (msg), &condition))
@@ -212,14 +274,9 @@ handle_delete (KvServer          *server,
       return;
     }
 
-  if (!kv_storage_delete (kv_server_get_storage (server), key, &condition, &error))
-    {
-      reply_storage_error (server, msg, error);
-      return;
-    }
-
-  kv_stats_add (kv_server_get_stats (server), KV_STAT_DELETES, 1);
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  txn = kv_txn_new ();
+  kv_txn_add_delete (txn, key, &condition);
+  apply_one (server, msg, txn);
 }
 
 /**

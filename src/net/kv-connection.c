@@ -24,6 +24,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -55,6 +57,12 @@ struct _KvConnection
   guint64 body_bytes;
   guint64 max_body;             /* for the request being read */
 
+  /* A call to the store while the request is paused, and the watch for
+   * the client going away meanwhile, set up once the call takes long. */
+  GCancellable *call;           /* (owned) (nullable) */
+  gint64 call_since;
+  GSource *hangup_watch;        /* (owned) (nullable) */
+
   GSource *refusal;             /* (owned) (nullable) a refusal waiting to be made */
   guint refused_status;         /* 0 for a hang-up */
   const char *refused_text;
@@ -77,10 +85,22 @@ end_idle (KvConnection *self)
 }
 
 static void
+clear_call (KvConnection *self)
+{
+  if (self->hangup_watch != NULL)
+    {
+      g_source_destroy (self->hangup_watch);
+      g_clear_pointer (&self->hangup_watch, g_source_unref);
+    }
+  g_clear_object (&self->call);
+}
+
+static void
 kv_connection_finalize (GObject *object)
 {
   KvConnection *self = KV_CONNECTION (object);
 
+  clear_call (self);
   end_idle (self);
   if (self->refusal != NULL)
     {
@@ -586,6 +606,75 @@ kv_connection_check_deadline (KvConnection *self,
   kv_connection_refuse (self, self->current, SOUP_STATUS_REQUEST_TIMEOUT, "request timeout",
                         NULL);
   return TRUE;
+}
+
+/**
+ * kv_connection_call_started:
+ * @self: a #KvConnection
+ * @cancellable: to cancel if the client goes away before the answer
+ *
+ * The request being answered waits for the store.
+ */
+void
+kv_connection_call_started (KvConnection *self,
+                            GCancellable *cancellable)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+
+  clear_call (self);
+  self->call = g_object_ref (cancellable);
+  self->call_since = g_get_monotonic_time ();
+  kv_transport_watch_deadline (self->transport);
+}
+
+/**
+ * kv_connection_call_done:
+ * @self: a #KvConnection
+ *
+ * The store has answered.
+ */
+void
+kv_connection_call_done (KvConnection *self)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+
+  clear_call (self);
+}
+
+static gboolean
+on_hangup_watch (GSocket      *socket,
+                 GIOCondition  condition,
+                 gpointer      data)
+{
+  KvConnection *self = data;
+  char byte;
+  gssize n = recv (g_socket_get_fd (socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+  g_clear_pointer (&self->hangup_watch, g_source_unref);
+  /* The end of the stream, or an error: nobody waits for the answer. A
+   * byte is a pipelined request: the client is there. */
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+    {
+      g_debug ("The client went away while the store answered");
+      g_cancellable_cancel (self->call);
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+/* For the transport's sweep: a call that takes long gets a watch for the
+ * client going away; a quick one (the in-memory store's) never costs one. */
+void
+kv_connection_check_call (KvConnection *self,
+                          gint64        now)
+{
+  if (self->call == NULL || self->hangup_watch != NULL ||
+      g_cancellable_is_cancelled (self->call) || now - self->call_since < 100 * 1000)
+    return;
+
+  self->hangup_watch = g_socket_create_source (self->socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (self->hangup_watch, G_SOURCE_FUNC (on_hangup_watch), self, NULL);
+  g_source_attach (self->hangup_watch, kv_transport_get_context (self->transport));
 }
 
 /* For a stop: a connection between two requests is closed now, the

@@ -37,6 +37,9 @@ void              kv_connection_headers_accepted   (KvConnection      *self,
                                                     guint64            max_body);
 void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
+void              kv_connection_call_started       (KvConnection      *self,
+                                                    GCancellable      *cancellable);
+void              kv_connection_call_done          (KvConnection      *self);
 void              kv_connection_refuse             (KvConnection      *self,
                                                     SoupServerMessage *msg,
                                                     guint              status,

@@ -32,5 +32,7 @@ KvConnection *kv_connection_new            (KvTransport   *transport,
 gboolean      kv_connection_check_deadline (KvConnection  *self,
                                             gint64         now);
 void          kv_connection_close_if_idle  (KvConnection  *self);
+void          kv_connection_check_call     (KvConnection  *self,
+                                            gint64         now);
 
 G_END_DECLS

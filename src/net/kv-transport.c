@@ -370,7 +370,12 @@ on_sweep (gpointer data)
   for (GList *l = self->connections.head; l != NULL; l = l->next)
     g_ptr_array_add (connections, g_object_ref (l->data));
   for (guint i = 0; i < connections->len; i++)
-    kv_connection_check_deadline (g_ptr_array_index (connections, i), now);
+    {
+      KvConnection *connection = g_ptr_array_index (connections, i);
+
+      if (!kv_connection_check_deadline (connection, now))
+        kv_connection_check_call (connection, now);
+    }
 
   return G_SOURCE_CONTINUE;
 }

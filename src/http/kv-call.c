@@ -1,0 +1,119 @@
+/* kv-call.c: a request paused while the store answers
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * A handler that asks the store pauses its message and answers in the
+ * store's callback, so that a store answering over the network never
+ * holds up the other connections of its thread. The call's cancellable
+ * is cancelled when the client goes away meanwhile (the connection
+ * watches for it when a call takes long), and the answer then goes
+ * nowhere: libsoup, unpaused, finds the connection closed.
+ */
+#include "config.h"
+
+#include "kv-call.h"
+#include "net/kv-connection.h"
+
+struct _KvCall
+{
+  KvServer *server;             /* (owned) */
+  SoupServerMessage *msg;       /* (owned) */
+  GCancellable *cancellable;    /* (owned) */
+  KvConnection *connection;     /* (owned) (nullable) */
+  gpointer data;
+  GDestroyNotify notify;
+};
+
+/**
+ * kv_call_begin:
+ * @server: the server
+ * @msg: the request, which is paused until kv_call_end()
+ *
+ * Returns: (transfer full): the call
+ */
+KvCall *
+kv_call_begin (KvServer          *server,
+               SoupServerMessage *msg)
+{
+  KvCall *self = g_new0 (KvCall, 1);
+  KvConnection *connection = kv_connection_from_message (msg);
+
+  self->server = g_object_ref (server);
+  self->msg = g_object_ref (msg);
+  self->cancellable = g_cancellable_new ();
+  if (connection != NULL)
+    {
+      self->connection = g_object_ref (connection);
+      kv_connection_call_started (connection, self->cancellable);
+    }
+  soup_server_message_pause (msg);
+
+  return self;
+}
+
+KvServer *
+kv_call_get_server (KvCall *self)
+{
+  return self->server;
+}
+
+SoupServerMessage *
+kv_call_get_message (KvCall *self)
+{
+  return self->msg;
+}
+
+/**
+ * kv_call_get_cancellable:
+ *
+ * Returns: (transfer none): cancelled when the client has gone away
+ */
+GCancellable *
+kv_call_get_cancellable (KvCall *self)
+{
+  return self->cancellable;
+}
+
+/**
+ * kv_call_set_data:
+ * @self: a #KvCall
+ * @data: what the handler keeps until the answer
+ * @notify: (nullable): frees @data at kv_call_end()
+ */
+void
+kv_call_set_data (KvCall         *self,
+                  gpointer        data,
+                  GDestroyNotify  notify)
+{
+  self->data = data;
+  self->notify = notify;
+}
+
+gpointer
+kv_call_get_data (KvCall *self)
+{
+  return self->data;
+}
+
+/**
+ * kv_call_end:
+ * @self: (transfer full): a #KvCall
+ *
+ * Sends the answer the handler set on the message, and frees the call.
+ */
+void
+kv_call_end (KvCall *self)
+{
+  if (self->connection != NULL)
+    {
+      kv_connection_call_done (self->connection);
+      g_object_unref (self->connection);
+    }
+  soup_server_message_unpause (self->msg);
+  if (self->notify != NULL)
+    self->notify (self->data);
+  g_object_unref (self->cancellable);
+  g_object_unref (self->msg);
+  g_object_unref (self->server);
+  g_free (self);
+}
