@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "kv-call.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -39,92 +40,18 @@ reply_number (SoupServerMessage *msg,
     kv_response_text (msg, KV_TEXT_PLAIN, g_strdup_printf ("%" G_GUINT64_FORMAT "\n", n));
 }
 
-/* DELETE /keys?prefix=P: every key with the prefix, at one revision. The
- * prefix must be given, even if empty: a bare DELETE /keys is refused
- * rather than taken to mean everything (DELETE /clear says that). */
+typedef struct
+{
+  gboolean json;
+} KeysCall;
+
+/* One key a line, or {"keys": […], "next": K or null}. */
 static void
-delete_prefix (KvServer          *server,
-               SoupServerMessage *msg,
-               const char        *prefix,
-               gboolean           json)
+answer_list (SoupServerMessage *msg,
+             GPtrArray         *keys,
+             gboolean           more,
+             gboolean           json)
 {
-  g_autoptr(GError) error = NULL;
-  guint64 revision = 0;
-  guint64 n;
-  char text[24];
-
-  if (prefix == NULL)
-    {
-      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "prefix required");
-      return;
-    }
-
-  n = kv_storage_delete_prefix (kv_server_get_storage (server), prefix, &revision, &error);
-  if (error != NULL)
-    {
-      kv_response_error (msg, kv_response_status_for_error (error), error->message);
-      return;
-    }
-
-  kv_stats_add (kv_server_get_stats (server), KV_STAT_DELETES, n);
-  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, revision);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                "KV-Revision", text);
-  reply_number (msg, json, "deleted", n);
-}
-
-/**
- * kv_resource_keys:
- *
- * Answers GET and HEAD on /keys?prefix=P&after=K&limit=N[&format=json]:
- * one key a line, or {"keys": […], "next": K or null} in JSON; with
- * &count, the number of keys only. DELETE /keys?prefix=P deletes them.
- */
-void
-kv_resource_keys (KvServer          *server,
-                  SoupServerMessage *msg,
-                  const char        *path,
-                  GHashTable        *query)
-{
-  const char *prefix = query != NULL ? g_hash_table_lookup (query, "prefix") : NULL;
-  const char *after = query != NULL ? g_hash_table_lookup (query, "after") : NULL;
-  const char *format = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
-  const char *limit_text = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
-  g_autoptr(GPtrArray) keys = NULL;
-  const char *method = soup_server_message_get_method (msg);
-  gboolean json, more;
-  guint limit;
-
-  if (format != NULL && !g_str_equal (format, "json") && !g_str_equal (format, "text"))
-    {
-      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid format");
-      return;
-    }
-  if (method == SOUP_METHOD_DELETE)
-    {
-      delete_prefix (server, msg, prefix, wants_json (msg, format));
-      return;
-    }
-  if (!kv_request_is_read_method (method))
-    {
-      kv_resource_method_not_allowed (msg, "GET, HEAD, DELETE");
-      return;
-    }
-  if (kv_request_query_has_name (g_uri_get_query (soup_server_message_get_uri (msg)), "count"))
-    {
-      reply_number (msg, wants_json (msg, format), "count",
-                    kv_storage_count (kv_server_get_storage (server), prefix));
-      return;
-    }
-  if (!kv_request_parse_limit (limit_text, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, &limit))
-    {
-      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid limit");
-      return;
-    }
-  json = wants_json (msg, format);
-
-  keys = kv_storage_list (kv_server_get_storage (server), prefix, after, limit, &more);
-
   if (json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
@@ -156,4 +83,143 @@ kv_resource_keys (KvServer          *server,
         }
       kv_response_text (msg, KV_TEXT_PLAIN, g_string_free (g_steal_pointer (&body), FALSE));
     }
+}
+
+
+static void
+on_deleted (GObject      *source,
+            GAsyncResult *res,
+            gpointer      data)
+{
+  KvCall *call = data;
+  KeysCall *keys = kv_call_get_data (call);
+  SoupServerMessage *msg = kv_call_get_message (call);
+  g_autoptr(KvTxnResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 n;
+  char text[24];
+
+  result = kv_storage_apply_finish (KV_STORAGE (source), res, NULL, &error);
+  if (result == NULL)
+    {
+      kv_response_error (msg, kv_response_status_for_error (error), error->message);
+      kv_call_end (call);
+      return;
+    }
+
+  n = kv_txn_result_get (result, 0)->n_deleted;
+  kv_stats_add (kv_server_get_stats (kv_call_get_server (call)), KV_STAT_DELETES, n);
+  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, kv_txn_result_get_revision (result));
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "KV-Revision", text);
+  reply_number (msg, keys->json, "deleted", n);
+  kv_call_end (call);
+}
+
+/* DELETE /keys?prefix=P: every key with the prefix, at one revision. The
+ * prefix must be given, even if empty: a bare DELETE /keys is refused
+ * rather than taken to mean everything (DELETE /clear says that). */
+static void
+delete_prefix (KvServer          *server,
+               SoupServerMessage *msg,
+               const char        *prefix,
+               gboolean           json)
+{
+  g_autoptr(KvTxn) txn = NULL;
+  KeysCall *keys;
+  KvCall *call;
+
+  if (prefix == NULL)
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "prefix required");
+      return;
+    }
+
+  txn = kv_txn_new ();
+  kv_txn_add_delete_prefix (txn, prefix);
+  call = kv_call_begin (server, msg);
+  keys = g_new0 (KeysCall, 1);
+  keys->json = json;
+  kv_call_set_data (call, keys, g_free);
+  kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
+                          on_deleted, call);
+}
+
+static void
+on_listed (GObject      *source,
+           GAsyncResult *res,
+           gpointer      data)
+{
+  KvCall *call = data;
+  KeysCall *keys_call = kv_call_get_data (call);
+  SoupServerMessage *msg = kv_call_get_message (call);
+  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean more = FALSE;
+
+  keys = kv_storage_list_finish (KV_STORAGE (source), res, &more, &error);
+  if (keys == NULL)
+    kv_response_error (msg, kv_response_status_for_error (error), error->message);
+  else
+    answer_list (msg, keys, more, keys_call->json);
+  kv_call_end (call);
+}
+
+/**
+ * kv_resource_keys:
+ *
+ * Answers GET and HEAD on /keys?prefix=P&after=K&limit=N[&format=json]:
+ * one key a line, or {"keys": […], "next": K or null} in JSON; with
+ * &count, the number of keys only. DELETE /keys?prefix=P deletes them.
+ */
+void
+kv_resource_keys (KvServer          *server,
+                  SoupServerMessage *msg,
+                  const char        *path,
+                  GHashTable        *query)
+{
+  const char *prefix = query != NULL ? g_hash_table_lookup (query, "prefix") : NULL;
+  const char *after = query != NULL ? g_hash_table_lookup (query, "after") : NULL;
+  const char *format = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
+  const char *limit_text = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
+  const char *method = soup_server_message_get_method (msg);
+  KeysCall *keys_call;
+  KvCall *call;
+  gboolean json;
+  guint limit;
+
+  if (format != NULL && !g_str_equal (format, "json") && !g_str_equal (format, "text"))
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid format");
+      return;
+    }
+  if (method == SOUP_METHOD_DELETE)
+    {
+      delete_prefix (server, msg, prefix, wants_json (msg, format));
+      return;
+    }
+  if (!kv_request_is_read_method (method))
+    {
+      kv_resource_method_not_allowed (msg, "GET, HEAD, DELETE");
+      return;
+    }
+  if (kv_request_query_has_name (g_uri_get_query (soup_server_message_get_uri (msg)), "count"))
+    {
+      reply_number (msg, wants_json (msg, format), "count",
+                    kv_storage_count (kv_server_get_storage (server), prefix));
+      return;
+    }
+  if (!kv_request_parse_limit (limit_text, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, &limit))
+    {
+      kv_response_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid limit");
+      return;
+    }
+  json = wants_json (msg, format);
+
+  call = kv_call_begin (server, msg);
+  keys_call = g_new0 (KeysCall, 1);
+  keys_call->json = json;
+  kv_call_set_data (call, keys_call, g_free);
+  kv_storage_list_async (kv_server_get_storage (server), prefix, after, limit,
+                         kv_call_get_cancellable (call), on_listed, call);
 }

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "kv-call.h"
 #include "kv-metrics.h"
 #include "kv-request.h"
 #include "kv-resources.h"
@@ -41,6 +42,82 @@ kv_resource_health (KvServer          *server,
     kv_response_text (msg, KV_TEXT_PLAIN, g_strdup ("ok\n"));
 }
 
+static void
+answer_stats (SoupServerMessage   *msg,
+              KvStats             *stats,
+              const KvStorageInfo *info)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+#define MEMBER(name, value) \
+  json_builder_set_member_name (builder, name); \
+  json_builder_add_int_value (builder, value)
+  MEMBER ("keys", info->keys);
+  MEMBER ("value_bytes", info->value_bytes);
+  MEMBER ("revision", info->revision);
+  MEMBER ("expired", info->expired);
+  MEMBER ("uptime_seconds", uptime_seconds (stats));
+  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
+    {
+      MEMBER (kv_stat_get_name (stat), kv_stats_get (stats, stat));
+    }
+#undef MEMBER
+  json_builder_end_object (builder);
+
+  kv_response_json (msg, builder);
+}
+
+static void
+answer_metrics (SoupServerMessage   *msg,
+                KvStats             *stats,
+                const KvStorageInfo *info)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  kv_metrics_render (out, stats, info, kv_stats_get_open_connections (stats));
+  kv_response_text (msg, "text/plain; version=0.0.4; charset=utf-8",
+                    g_string_free (g_steal_pointer (&out), FALSE));
+}
+
+typedef void (*AnswerFunc) (SoupServerMessage   *msg,
+                            KvStats             *stats,
+                            const KvStorageInfo *info);
+
+static void
+on_info (GObject      *source,
+         GAsyncResult *res,
+         gpointer      data)
+{
+  KvCall *call = data;
+  AnswerFunc answer = (AnswerFunc) kv_call_get_data (call);
+  g_autoptr(GError) error = NULL;
+  KvStorageInfo info;
+
+  if (kv_storage_info_finish (KV_STORAGE (source), res, &info, &error))
+    answer (kv_call_get_message (call), kv_server_get_stats (kv_call_get_server (call)), &info);
+  else
+    kv_response_error (kv_call_get_message (call), kv_response_status_for_error (error),
+                       error->message);
+  kv_call_end (call);
+}
+
+static void
+ask_info (KvServer          *server,
+          SoupServerMessage *msg,
+          AnswerFunc         answer)
+{
+  KvCall *call;
+
+  if (!check_method (msg))
+    return;
+
+  call = kv_call_begin (server, msg);
+  kv_call_set_data (call, (gpointer) answer, NULL);
+  kv_storage_info_async (kv_server_get_storage (server), kv_call_get_cancellable (call),
+                         on_info, call);
+}
+
 /**
  * kv_resource_stats:
  *
@@ -53,33 +130,7 @@ kv_resource_stats (KvServer          *server,
                    const char        *path,
                    GHashTable        *query)
 {
-  g_autoptr(JsonBuilder) builder = NULL;
-  KvStats *stats = kv_server_get_stats (server);
-  KvStorageInfo info;
-
-  if (!check_method (msg))
-    return;
-
-  kv_storage_get_info (kv_server_get_storage (server), &info);
-
-  builder = json_builder_new ();
-  json_builder_begin_object (builder);
-#define MEMBER(name, value) \
-  json_builder_set_member_name (builder, name); \
-  json_builder_add_int_value (builder, value)
-  MEMBER ("keys", info.keys);
-  MEMBER ("value_bytes", info.value_bytes);
-  MEMBER ("revision", info.revision);
-  MEMBER ("expired", info.expired);
-  MEMBER ("uptime_seconds", uptime_seconds (stats));
-  for (KvStat stat = 0; stat < KV_N_STATS; stat++)
-    {
-      MEMBER (kv_stat_get_name (stat), kv_stats_get (stats, stat));
-    }
-#undef MEMBER
-  json_builder_end_object (builder);
-
-  kv_response_json (msg, builder);
+  ask_info (server, msg, answer_stats);
 }
 
 /**
@@ -94,18 +145,5 @@ kv_resource_metrics (KvServer          *server,
                      const char        *path,
                      GHashTable        *query)
 {
-  g_autoptr(GString) out = NULL;
-  KvStats *stats = kv_server_get_stats (server);
-  KvStorageInfo info;
-
-  if (!check_method (msg))
-    return;
-
-  kv_storage_get_info (kv_server_get_storage (server), &info);
-
-  out = g_string_new (NULL);
-  kv_metrics_render (out, stats, &info, kv_stats_get_open_connections (stats));
-
-  kv_response_text (msg, "text/plain; version=0.0.4; charset=utf-8",
-                    g_string_free (g_steal_pointer (&out), FALSE));
+  ask_info (server, msg, answer_metrics);
 }

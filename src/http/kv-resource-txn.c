@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "kv-call.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -502,42 +503,20 @@ count_ops (KvStats     *stats,
     }
 }
 
-/**
- * kv_resource_txn:
- *
- * Answers POST /txn: 200 with {"revision": N, "results": […]}, 409 naming
- * the first operation whose condition failed, 400 naming the malformed
- * one.
- */
-void
-kv_resource_txn (KvServer          *server,
-                 SoupServerMessage *msg,
-                 const char        *path,
-                 GHashTable        *query)
+static void
+on_applied (GObject      *source,
+            GAsyncResult *res,
+            gpointer      data)
 {
-  g_autoptr(GBytes) body = NULL;
-  g_autoptr(KvTxn) txn = NULL;
+  KvCall *call = data;
+  KvServer *server = kv_call_get_server (call);
+  SoupServerMessage *msg = kv_call_get_message (call);
   g_autoptr(KvTxnResult) result = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonBuilder) builder = NULL;
-  Problem p = { 0, NULL, -1 };
   guint failed = 0;
 
-  if (soup_server_message_get_method (msg) != SOUP_METHOD_POST)
-    {
-      kv_resource_method_not_allowed (msg, "POST");
-      return;
-    }
-
-  body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
-  txn = parse_body (server, body, &p);
-  if (txn == NULL)
-    {
-      kv_response_error_at (msg, p.status, p.text, p.op);
-      return;
-    }
-
-  result = kv_storage_apply (kv_server_get_storage (server), txn, &failed, &error);
+  result = kv_storage_apply_finish (KV_STORAGE (source), res, &failed, &error);
   if (result == NULL)
     {
       if (g_error_matches (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED))
@@ -547,6 +526,7 @@ kv_resource_txn (KvServer          *server,
         }
       else
         kv_response_error (msg, kv_response_status_for_error (error), error->message);
+      kv_call_end (call);
       return;
     }
   count_ops (kv_server_get_stats (server), result);
@@ -563,4 +543,42 @@ kv_resource_txn (KvServer          *server,
   json_builder_end_object (builder);
 
   kv_response_json (msg, builder);
+  kv_call_end (call);
+}
+
+/**
+ * kv_resource_txn:
+ *
+ * Answers POST /txn: 200 with {"revision": N, "results": […]}, 409 naming
+ * the first operation whose condition failed, 400 naming the malformed
+ * one.
+ */
+void
+kv_resource_txn (KvServer          *server,
+                 SoupServerMessage *msg,
+                 const char        *path,
+                 GHashTable        *query)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(KvTxn) txn = NULL;
+  Problem p = { 0, NULL, -1 };
+  KvCall *call;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_POST)
+    {
+      kv_resource_method_not_allowed (msg, "POST");
+      return;
+    }
+
+  body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  txn = parse_body (server, body, &p);
+  if (txn == NULL)
+    {
+      kv_response_error_at (msg, p.status, p.text, p.op);
+      return;
+    }
+
+  call = kv_call_begin (server, msg);
+  kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
+                          on_applied, call);
 }
