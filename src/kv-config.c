@@ -18,6 +18,7 @@
 
 #define KV_CONFIG_DEFAULT_MAX_TXN_OPS 10000
 #define KV_CONFIG_DEFAULT_MAX_TXN_SIZE (16 * 1024 * 1024)
+#define KV_CONFIG_DEFAULT_MAX_PENDING_OUTPUT (64 * 1024 * 1024)
 #include "storage/kv-entry.h"
 
 struct _KvConfig
@@ -832,5 +833,6 @@ kv_config_get_limits (KvConfig *self,
     .idle_timeout = self->idle_timeout,
     .max_txn_ops = KV_CONFIG_DEFAULT_MAX_TXN_OPS,
     .max_txn_size = KV_CONFIG_DEFAULT_MAX_TXN_SIZE,
+    .max_pending_output = KV_CONFIG_DEFAULT_MAX_PENDING_OUTPUT,
   };
 }

@@ -62,6 +62,11 @@ worker_thread (gpointer data)
 
   g_main_loop_run (self->loop);
 
+  /* What is ready runs while the server is still there: libsoup 3.2.3
+   * leaves an unpaused message's idle behind when its connection goes, and
+   * it would run on freed memory after. */
+  while (g_main_context_iteration (self->context, FALSE))
+    ;
   g_clear_object (&self->server);
   /* Let what the server left behind (closing connections) run down. */
   while (g_main_context_iteration (self->context, FALSE))

@@ -6,12 +6,14 @@
  * store's callback, so that a store answering over the network never
  * holds up the other connections of its thread. The call's cancellable
  * is cancelled when the client goes away meanwhile (the connection
- * watches for it when a call takes long), and the answer then goes
- * nowhere: libsoup, unpaused, finds the connection closed.
+ * watches for it when a call takes long, and closes the connection), or
+ * when the connection is taken from libsoup: the answer then goes
+ * nowhere, and the message stays paused for libsoup to drop.
  */
 #include "config.h"
 
 #include "kv-call.h"
+#include "kv-server-private.h"
 #include "net/kv-connection.h"
 
 struct _KvCall
@@ -22,6 +24,7 @@ struct _KvCall
   KvConnection *connection;     /* (owned) (nullable) */
   gpointer data;
   GDestroyNotify notify;
+  gboolean abandoned;           /* libsoup is done with the message */
 };
 
 /**
@@ -47,8 +50,18 @@ kv_call_begin (KvServer          *server,
       kv_connection_call_started (connection, self->cancellable);
     }
   soup_server_message_pause (msg);
+  kv_server_add_call (server, msg, self);
 
   return self;
+}
+
+/* The message's connection went, or the server: nothing to answer, and
+ * libsoup must not be asked to write. */
+void
+kv_call_abandon (KvCall *self)
+{
+  self->abandoned = TRUE;
+  g_cancellable_cancel (self->cancellable);
 }
 
 KvServer *
@@ -109,7 +122,14 @@ kv_call_end (KvCall *self)
       kv_connection_call_done (self->connection);
       g_object_unref (self->connection);
     }
-  soup_server_message_unpause (self->msg);
+  /* Cancelled: the connection was taken from libsoup, or is gone. */
+  if (!self->abandoned && !g_cancellable_is_cancelled (self->cancellable))
+    {
+      kv_server_remove_call (self->server, self->msg);
+      soup_server_message_unpause (self->msg);
+    }
+  else if (!self->abandoned)
+    kv_server_remove_call (self->server, self->msg);
   if (self->notify != NULL)
     self->notify (self->data);
   g_object_unref (self->cancellable);

@@ -18,6 +18,8 @@ G_BEGIN_DECLS
  * @idle_timeout: seconds a keep-alive connection may stay silent
  * @max_txn_ops: the most operations in one transaction
  * @max_txn_size: the largest transaction body, in bytes
+ * @max_pending_output: the most bytes of streamed answers (listings) held
+ *   for clients that have not read them yet, all connections together
  *
  * Plain values, copied by whoever keeps them: a server can be given new
  * ones while it runs (on SIGHUP).
@@ -32,6 +34,7 @@ typedef struct
   guint idle_timeout;
   guint max_txn_ops;
   guint64 max_txn_size;
+  guint64 max_pending_output;
 } KvLimits;
 
 G_END_DECLS

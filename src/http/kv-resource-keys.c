@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "kv-call.h"
+#include "kv-key-stream.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -216,10 +217,17 @@ kv_resource_keys (KvServer          *server,
     }
   json = wants_json (msg, format);
 
-  call = kv_call_begin (server, msg);
-  keys_call = g_new0 (KeysCall, 1);
-  keys_call->json = json;
-  kv_call_set_data (call, keys_call, g_free);
-  kv_storage_list_async (kv_server_get_storage (server), prefix, after, limit,
-                         kv_call_get_cancellable (call), on_listed, call);
+  /* A HEAD has no body to stream: its page is small enough to build. */
+  if (method == SOUP_METHOD_HEAD)
+    {
+      call = kv_call_begin (server, msg);
+      keys_call = g_new0 (KeysCall, 1);
+      keys_call->json = json;
+      kv_call_set_data (call, keys_call, g_free);
+      kv_storage_list_async (kv_server_get_storage (server), prefix, after, 1,
+                             kv_call_get_cancellable (call), on_listed, call);
+      return;
+    }
+
+  kv_key_stream_start (server, msg, prefix, after, limit, json);
 }

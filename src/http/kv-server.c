@@ -21,6 +21,7 @@
 #include "kv-resources.h"
 #include "kv-response.h"
 #include "kv-server.h"
+#include "kv-server-private.h"
 #include "net/kv-transport.h"
 
 struct _KvServer
@@ -42,6 +43,9 @@ struct _KvServer
   GTask *stop_task;             /* (owned) (nullable) */
   GSource *stop_cancelled;      /* (owned) (nullable) */
   GSource *stop_drained;        /* (owned) (nullable) */
+
+  /* Requests paused while the store answers. */
+  GHashTable *calls;            /* (element-type SoupServerMessage KvCall) */
 };
 
 G_DEFINE_FINAL_TYPE (KvServer, kv_server, G_TYPE_OBJECT)
@@ -234,6 +238,34 @@ on_request_started (SoupServer        *soup,
     }
 }
 
+void
+kv_server_add_call (KvServer          *self,
+                    SoupServerMessage *msg,
+                    KvCall            *call)
+{
+  g_hash_table_insert (self->calls, msg, call);
+}
+
+void
+kv_server_remove_call (KvServer          *self,
+                       SoupServerMessage *msg)
+{
+  g_hash_table_remove (self->calls, msg);
+}
+
+static void
+abandon_call (KvServer          *self,
+              SoupServerMessage *msg)
+{
+  KvCall *call = g_hash_table_lookup (self->calls, msg);
+
+  if (call != NULL)
+    {
+      g_hash_table_remove (self->calls, msg);
+      kv_call_abandon (call);
+    }
+}
+
 /* Answered, or its connection went: the message itself may live on. */
 static void
 on_request_aborted (SoupServer        *soup,
@@ -242,6 +274,8 @@ on_request_aborted (SoupServer        *soup,
 {
   KvServer *self = user_data;
   KvConnection *connection = kv_connection_from_message (msg);
+
+  abandon_call (self, msg);
 
   if (connection != NULL)
     kv_connection_request_done (connection, msg);
@@ -495,6 +529,17 @@ kv_server_dispose (GObject *object)
   KvServer *self = KV_SERVER (object);
 
   complete_stop (self, FALSE);
+  if (self->calls != NULL)
+    {
+      GHashTableIter iter;
+      gpointer call;
+
+      /* Their answers, when the store gives them, go nowhere. */
+      g_hash_table_iter_init (&iter, self->calls);
+      while (g_hash_table_iter_next (&iter, NULL, &call))
+        kv_call_abandon (call);
+      g_clear_pointer (&self->calls, g_hash_table_unref);
+    }
   untrack_requests (self);
   if (self->soup != NULL)
     {
@@ -570,6 +615,7 @@ kv_server_new (KvStorage      *storage,
   /* One handler per signal: every emission and handler takes GLib's
    * signal lock, which all threads share. */
   self->in_flight = g_hash_table_new (NULL, NULL);
+  self->calls = g_hash_table_new (NULL, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (on_request_finished), self);
   g_signal_connect (self->soup, "request-aborted", G_CALLBACK (on_request_aborted), self);

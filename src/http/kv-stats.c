@@ -18,6 +18,8 @@ struct _KvStats
   gint64 start_real_time; /* wall clock */
   guint64 counters[KV_N_STATS];
   int open_connections;   /* (atomic) */
+  GMutex output_lock;
+  guint64 pending_output; /* bytes of streamed answers not sent yet, under output_lock */
 
   /* Each request is counted in one bucket only, the first whose bound it
    * does not exceed: the cumulative counts are summed up when read. */
@@ -63,8 +65,17 @@ static const char * const method_names[KV_STATS_N_METHODS] = {
 };
 
 static void
+kv_stats_finalize (GObject *object)
+{
+  g_mutex_clear (&KV_STATS (object)->output_lock);
+
+  G_OBJECT_CLASS (kv_stats_parent_class)->finalize (object);
+}
+
+static void
 kv_stats_class_init (KvStatsClass *klass)
 {
+  G_OBJECT_CLASS (klass)->finalize = kv_stats_finalize;
 }
 
 static void
@@ -72,6 +83,7 @@ kv_stats_init (KvStats *self)
 {
   self->start_time = g_get_monotonic_time ();
   self->start_real_time = g_get_real_time ();
+  g_mutex_init (&self->output_lock);
 }
 
 /**
@@ -156,6 +168,69 @@ kv_stats_get_open_connections (KvStats *self)
   g_return_val_if_fail (KV_IS_STATS (self), 0);
 
   return MAX (g_atomic_int_get (&self->open_connections), 0);
+}
+
+/**
+ * kv_stats_reserve_output:
+ * @self: a #KvStats
+ * @bytes: the size of a piece of an answer about to be held
+ * @max: the most all servers sharing @self may hold
+ *
+ * Streamed answers (listings) hold one piece at a time per connection;
+ * this caps what they hold together, however many clients do not read.
+ * Safe to call from any thread.
+ *
+ * Returns: %TRUE if @bytes may be held, to be given back with
+ *   kv_stats_release_output() once sent
+ */
+gboolean
+kv_stats_reserve_output (KvStats *self,
+                         gsize    bytes,
+                         guint64  max)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (KV_IS_STATS (self), FALSE);
+
+  /* Once per piece of 64 KiB or so, not per request: a lock is cheap. */
+  g_mutex_lock (&self->output_lock);
+  ok = self->pending_output + bytes <= max;
+  if (ok)
+    self->pending_output += bytes;
+  g_mutex_unlock (&self->output_lock);
+
+  return ok;
+}
+
+void
+kv_stats_release_output (KvStats *self,
+                         gsize    bytes)
+{
+  g_return_if_fail (KV_IS_STATS (self));
+
+  g_mutex_lock (&self->output_lock);
+  g_assert (self->pending_output >= bytes);
+  self->pending_output -= bytes;
+  g_mutex_unlock (&self->output_lock);
+}
+
+/**
+ * kv_stats_get_pending_output:
+ *
+ * Returns: bytes of streamed answers held, not sent yet
+ */
+guint64
+kv_stats_get_pending_output (KvStats *self)
+{
+  guint64 held;
+
+  g_return_val_if_fail (KV_IS_STATS (self), 0);
+
+  g_mutex_lock (&self->output_lock);
+  held = self->pending_output;
+  g_mutex_unlock (&self->output_lock);
+
+  return held;
 }
 
 static KvStatsMethod

@@ -146,6 +146,9 @@ steal_and_close (KvConnection      *self,
   g_autoptr(KvTransport) transport = g_object_ref (self->transport);
   g_autoptr(GSocket) socket = g_object_ref (self->socket);
 
+  /* A call to the store for it will find nobody to answer. */
+  if (self->call != NULL)
+    g_cancellable_cancel (self->call);
   g_object_ref (msg);
   /* libsoup stops reading and writing this connection at once. */
   stream = soup_server_message_steal_connection (msg);
@@ -653,10 +656,11 @@ on_hangup_watch (GSocket      *socket,
   g_clear_pointer (&self->hangup_watch, g_source_unref);
   /* The end of the stream, or an error: nobody waits for the answer. A
    * byte is a pipelined request: the client is there. */
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+  if ((n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) && self->current != NULL)
     {
+      /* libsoup, its message paused, would not notice: close it here. */
       g_debug ("The client went away while the store answered");
-      g_cancellable_cancel (self->call);
+      steal_and_close (self, self->current, NULL);
     }
 
   return G_SOURCE_REMOVE;

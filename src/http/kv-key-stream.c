@@ -1,0 +1,300 @@
+/* kv-key-stream.c: a listing written as the client reads it
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * A page of 10,000 keys of a kilobyte each is 10 MiB: built whole, 200
+ * clients that ask and do not read would hold 2 GB. So a listing asks the
+ * store for a few keys at a time (about 64 KiB of them), hands libsoup one
+ * chunk of them, and asks for the next only once libsoup has written it to
+ * the socket: a connection holds one chunk at most. What all connections
+ * hold together is capped by max-pending-output, reserved chunk by chunk
+ * in the shared KvStats; a listing that cannot have its first chunk gets
+ * 503, one that cannot have a later one waits for others to drain.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "kv-key-stream.h"
+#include "kv-response.h"
+#include "net/kv-connection.h"
+
+/* What one chunk holds at most, give or take a key. */
+#define CHUNK_BYTES (64 * 1024)
+/* How soon a listing over the cap tries again. */
+#define RETRY_MS 50
+
+typedef struct
+{
+  KvServer *server;             /* (owned) */
+  SoupServerMessage *msg;       /* (owned) */
+  GCancellable *cancellable;    /* (owned) */
+  char *prefix;                 /* (owned) */
+  char *last;                   /* (owned) (nullable) where the next keys start */
+  guint remaining;
+  gboolean json;
+  gboolean started;             /* the status and headers are set */
+  gboolean done;                /* the last chunk is appended */
+  gboolean gone;                /* the message is finished, answered or not */
+  gboolean asking;              /* a call to the store is under way */
+  guint n_keys;
+  GString *chunk;               /* (owned) (nullable) waiting for room */
+  gsize held;                   /* reserved for the chunk libsoup has */
+  GSource *retry;               /* (owned) (nullable) */
+  gulong wrote_chunk_id;
+  gulong finished_id;
+} KeyStream;
+
+static void ask (KeyStream *self);
+
+static void
+key_stream_free (KeyStream *self)
+{
+  KvStats *stats = kv_server_get_stats (self->server);
+
+  if (self->held > 0)
+    kv_stats_release_output (stats, self->held);
+  if (self->retry != NULL)
+    {
+      g_source_destroy (self->retry);
+      g_source_unref (self->retry);
+    }
+  g_clear_signal_handler (&self->wrote_chunk_id, self->msg);
+  g_clear_signal_handler (&self->finished_id, self->msg);
+  if (self->chunk != NULL)
+    g_string_free (self->chunk, TRUE);
+  g_free (self->prefix);
+  g_free (self->last);
+  g_object_unref (self->cancellable);
+  g_object_unref (self->msg);
+  g_object_unref (self->server);
+  g_free (self);
+}
+
+/* Frees the stream once neither libsoup nor the store will call it. */
+static void
+maybe_free (KeyStream *self)
+{
+  if (self->gone && !self->asking)
+    key_stream_free (self);
+}
+
+static void
+on_finished (SoupServerMessage *msg,
+             gpointer           data)
+{
+  KeyStream *self = data;
+
+  self->gone = TRUE;
+  g_cancellable_cancel (self->cancellable);
+  maybe_free (self);
+}
+
+static void
+append_json_string (GString    *out,
+                    const char *text)
+{
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      /* Keys hold no control characters. */
+      if (*p == '"' || *p == '\\')
+        g_string_append_c (out, '\\');
+      g_string_append_c (out, *p);
+    }
+  g_string_append_c (out, '"');
+}
+
+static void offer (KeyStream *self);
+
+static gboolean
+on_retry (gpointer data)
+{
+  KeyStream *self = data;
+
+  g_clear_pointer (&self->retry, g_source_unref);
+  offer (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands the waiting chunk to libsoup, once the cap leaves room for it. */
+static void
+offer (KeyStream *self)
+{
+  KvStats *stats = kv_server_get_stats (self->server);
+  guint64 max = kv_server_get_limits (self->server)->max_pending_output;
+  SoupMessageBody *body = soup_server_message_get_response_body (self->msg);
+  gsize len = self->chunk->len;
+
+  if (!kv_stats_reserve_output (stats, len, max))
+    {
+      if (!self->started)
+        {
+          /* No room to begin: a plain refusal rather than a wait. */
+          soup_message_headers_replace (soup_server_message_get_response_headers (self->msg),
+                                        "Retry-After", "1");
+          kv_response_error (self->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server busy");
+          soup_server_message_unpause (self->msg);
+          return;
+        }
+      self->retry = g_timeout_source_new (RETRY_MS);
+      g_source_set_callback (self->retry, on_retry, self, NULL);
+      g_source_attach (self->retry, g_main_context_get_thread_default ());
+      return;
+    }
+
+  if (!self->started)
+    {
+      SoupMessageHeaders *headers = soup_server_message_get_response_headers (self->msg);
+
+      self->started = TRUE;
+      soup_server_message_set_status (self->msg, SOUP_STATUS_OK, NULL);
+      soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+      soup_message_headers_replace (headers, "Content-Type", self->json ? KV_JSON : KV_TEXT_PLAIN);
+      soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
+      /* What was written is let go of. */
+      soup_message_body_set_accumulate (body, FALSE);
+    }
+
+  self->held += len;
+  soup_message_body_append_take (body, (guchar *) g_string_free (g_steal_pointer (&self->chunk),
+                                                                 FALSE), len);
+  if (self->done)
+    soup_message_body_complete (body);
+  soup_server_message_unpause (self->msg);
+}
+
+static void
+on_wrote_chunk (SoupServerMessage *msg,
+                gpointer           data)
+{
+  KeyStream *self = data;
+
+  /* libsoup wrote everything it had: give it back, and get more. */
+  kv_stats_release_output (kv_server_get_stats (self->server), self->held);
+  self->held = 0;
+  if (!self->done && !self->asking)
+    ask (self);
+}
+
+static void
+on_keys (GObject      *source,
+         GAsyncResult *res,
+         gpointer      data)
+{
+  KeyStream *self = data;
+  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean more = FALSE;
+
+  self->asking = FALSE;
+  keys = kv_storage_list_finish (KV_STORAGE (source), res, &more, &error);
+  if (self->gone)
+    {
+      maybe_free (self);
+      return;
+    }
+  if (keys == NULL)
+    {
+      if (!self->started)
+        {
+          kv_response_error (self->msg, kv_response_status_for_error (error), error->message);
+          soup_server_message_unpause (self->msg);
+        }
+      else
+        {
+          /* Too late for a status: end the body short, and the client
+           * sees the listing cut off. */
+          soup_message_body_complete (soup_server_message_get_response_body (self->msg));
+          soup_server_message_unpause (self->msg);
+        }
+      return;
+    }
+
+  self->chunk = g_string_sized_new (CHUNK_BYTES + 1024);
+  if (!self->started && self->json)
+    g_string_append (self->chunk, "{\"keys\":[");
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *key = g_ptr_array_index (keys, i);
+
+      if (self->json)
+        {
+          if (self->n_keys > 0)
+            g_string_append_c (self->chunk, ',');
+          append_json_string (self->chunk, key);
+        }
+      else
+        {
+          g_string_append (self->chunk, key);
+          g_string_append_c (self->chunk, '\n');
+        }
+      self->n_keys++;
+    }
+  self->remaining -= keys->len;
+  if (keys->len > 0)
+    {
+      g_free (self->last);
+      self->last = g_strdup (g_ptr_array_index (keys, keys->len - 1));
+    }
+
+  self->done = self->remaining == 0 || !more;
+  if (self->done && self->json)
+    {
+      g_string_append (self->chunk, "],\"next\":");
+      /* More keys than the page: the next page starts after the last. */
+      if (more && self->n_keys > 0)
+        append_json_string (self->chunk, self->last);
+      else
+        g_string_append (self->chunk, "null");
+      g_string_append (self->chunk, "}\n");
+    }
+
+  offer (self);
+}
+
+static void
+ask (KeyStream *self)
+{
+  guint max_key = MAX (kv_server_get_limits (self->server)->max_key_size, 16);
+  guint n = MIN (self->remaining, MAX (CHUNK_BYTES / max_key, 16));
+
+  self->asking = TRUE;
+  kv_storage_list_async (kv_server_get_storage (self->server), self->prefix, self->last, n,
+                         self->cancellable, on_keys, self);
+}
+
+/**
+ * kv_key_stream_start:
+ * @server: the server
+ * @msg: a GET of /keys, paused until the first chunk is ready
+ * @prefix: (nullable): only keys with it
+ * @after: (nullable): only keys after it
+ * @limit: the most keys
+ * @json: whether the answer is JSON
+ *
+ * Answers @msg with the keys, chunk by chunk, as the client reads them.
+ */
+void
+kv_key_stream_start (KvServer          *server,
+                     SoupServerMessage *msg,
+                     const char        *prefix,
+                     const char        *after,
+                     guint              limit,
+                     gboolean           json)
+{
+  KeyStream *self = g_new0 (KeyStream, 1);
+
+  self->server = g_object_ref (server);
+  self->msg = g_object_ref (msg);
+  self->cancellable = g_cancellable_new ();
+  self->prefix = g_strdup (prefix != NULL ? prefix : "");
+  self->last = g_strdup (after);
+  self->remaining = limit;
+  self->json = json;
+  self->wrote_chunk_id = g_signal_connect (msg, "wrote-chunk", G_CALLBACK (on_wrote_chunk), self);
+  self->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (on_finished), self);
+
+  soup_server_message_pause (msg);
+  ask (self);
+}
