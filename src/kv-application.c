@@ -667,8 +667,8 @@ kv_application_shutdown (GApplication *application)
   G_APPLICATION_CLASS (kv_application_parent_class)->shutdown (application);
 }
 
-/* The key file: --config FILE, or else the user's crafty-kv.conf when it
- * exists. */
+/* The key file is --config FILE, or else the first crafty-kv.conf that
+ * the XDG base directory lookup finds, if any. */
 static gboolean
 load_config_file (KvApplication  *self,
                   GVariantDict   *options,
@@ -677,13 +677,9 @@ load_config_file (KvApplication  *self,
   g_autofree char *path = NULL;
 
   if (!g_variant_dict_lookup (options, "config", "^ay", &path))
-    {
-      path = g_build_filename (g_get_user_config_dir (), PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
-      if (!g_file_test (path, G_FILE_TEST_EXISTS))
-        return TRUE;
-    }
+    path = kv_config_find_file ();
 
-  return kv_config_load_file (self->config, path, error);
+  return path == NULL || kv_config_load_file (self->config, path, error);
 }
 
 static int
@@ -750,7 +746,8 @@ kv_application_init (KvApplication *self)
 {
   const GOptionEntry entries[] = {
     { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
-      N_("Read settings from FILE (default: $XDG_CONFIG_HOME/crafty-kv/crafty-kv.conf)"),
+      N_("Read settings from FILE (default: the first crafty-kv/crafty-kv.conf found in "
+         "$XDG_CONFIG_HOME, then in each of $XDG_CONFIG_DIRS)"),
       N_("FILE") },
     { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
       N_("Print the version and exit"), NULL },

@@ -654,6 +654,40 @@ kv_config_load_file (KvConfig    *self,
   return TRUE;
 }
 
+/**
+ * kv_config_find_file:
+ *
+ * Looks for `crafty-kv/crafty-kv.conf` in the user's configuration
+ * directory, then in each of the system's (`$XDG_CONFIG_HOME`, then
+ * `$XDG_CONFIG_DIRS`), as the XDG base directory specification orders
+ * them.
+ *
+ * Returns: (transfer full) (nullable): the path of the first that exists,
+ *   or %NULL when there is none
+ */
+char *
+kv_config_find_file (void)
+{
+  const char * const *system_dirs = g_get_system_config_dirs ();
+  g_autofree char *path = NULL;
+
+  /* Existing is enough: a file that cannot be read must be an error, not
+   * a reason to fall back on the next one. */
+  path = g_build_filename (g_get_user_config_dir (), PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    return g_steal_pointer (&path);
+
+  for (gsize i = 0; system_dirs[i] != NULL; i++)
+    {
+      g_free (path);
+      path = g_build_filename (system_dirs[i], PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        return g_steal_pointer (&path);
+    }
+
+  return NULL;
+}
+
 const char *
 kv_config_get_address (KvConfig *self)
 {

@@ -42,6 +42,7 @@ gboolean      kv_config_apply_options       (KvConfig      *self,
 gboolean      kv_config_load_file           (KvConfig      *self,
                                              const char    *path,
                                              GError       **error);
+char         *kv_config_find_file           (void);
 
 const char   *kv_config_get_address         (KvConfig *self);
 guint16       kv_config_get_port            (KvConfig *self);

@@ -239,6 +239,64 @@ test_option_entries (void)
   g_assert_cmpuint (n_entries, ==, n_properties);
 }
 
+static void
+write_path (const char *path,
+            const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_find_file (void)
+{
+  const char * const *system_dirs = g_get_system_config_dirs ();
+  g_autofree char *user = g_build_filename (g_get_user_config_dir (), "crafty-kv",
+                                            "crafty-kv.conf", NULL);
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autofree char *found = NULL;
+
+  g_test_summary ("The key file is crafty-kv/crafty-kv.conf in $XDG_CONFIG_HOME, else in "
+                  "the first of $XDG_CONFIG_DIRS that has one");
+
+  /* GLib's isolated directories give two system ones. */
+  g_assert_nonnull (system_dirs[0]);
+  g_assert_nonnull (system_dirs[1]);
+  first = g_build_filename (system_dirs[0], "crafty-kv", "crafty-kv.conf", NULL);
+  second = g_build_filename (system_dirs[1], "crafty-kv", "crafty-kv.conf", NULL);
+
+  g_assert_null (kv_config_find_file ());
+
+  write_path (second, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, second);
+  g_clear_pointer (&found, g_free);
+
+  write_path (first, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, first);
+  g_clear_pointer (&found, g_free);
+
+  write_path (user, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, user);
+  g_clear_pointer (&found, g_free);
+
+  /* Found even when it cannot be read: loading it then says why. */
+  g_assert_cmpint (g_chmod (user, 0), ==, 0);
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, user);
+
+  g_unlink (user);
+  g_unlink (first);
+  g_unlink (second);
+}
+
 /* The shipped example, data/crafty-kv.conf, shows every setting with its
  * default, commented out. */
 static void
@@ -320,6 +378,7 @@ main (int   argc,
   g_test_add ("/kv/config/bad-option", Fixture, NULL, fixture_setup, test_bad_option,
               fixture_teardown);
   g_test_add_func ("/kv/config/option-entries", test_option_entries);
+  g_test_add_func ("/kv/config/find-file", test_find_file);
   g_test_add ("/kv/config/example-file", Fixture, NULL, fixture_setup, test_example_file,
               fixture_teardown);
 
