@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -518,6 +519,23 @@ on_sigint (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Defaults, then the key file, then the command line, which overrides
+ * the file; then what only the settings together can tell. */
+static KvConfig *
+build_config (const char    *path,
+              GVariantDict  *options,
+              GError       **error)
+{
+  g_autoptr(KvConfig) config = kv_config_new ();
+
+  if ((path != NULL && !kv_config_load_file (config, path, error)) ||
+      !kv_config_apply_options (config, options, error) ||
+      !kv_config_check (config, error))
+    return NULL;
+
+  return g_steal_pointer (&config);
+}
+
 static void
 on_connection (GSocket  *socket,
                gpointer  user_data)
@@ -668,28 +686,13 @@ kv_application_shutdown (GApplication *application)
 }
 
 /* The key file is --config FILE, or else the first crafty-kv.conf that
- * the XDG base directory lookup finds, if any. */
-static gboolean
-load_config_file (KvApplication  *self,
-                  GVariantDict   *options,
-                  GError        **error)
-{
-  g_autofree char *path = NULL;
-
-  if (!g_variant_dict_lookup (options, "config", "^ay", &path))
-    path = kv_config_find_file ();
-
-  return path == NULL || kv_config_load_file (self->config, path, error);
-}
-
+ * the XDG base directory lookup finds. */
 static int
-kv_application_handle_local_options (GApplication *application,
-                                     GVariantDict *options)
+handle_options (KvApplication *self,
+                GVariantDict  *options)
 {
-  KvApplication *self = KV_APPLICATION (application);
-  g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GError) error = NULL;
-  const char *address;
+  g_autofree char *path = NULL;
 
   if (g_variant_dict_contains (options, "version"))
     {
@@ -697,24 +700,156 @@ kv_application_handle_local_options (GApplication *application,
       return EXIT_SUCCESS;
     }
 
-  /* The key file first, so that the command line overrides it. */
-  if (!load_config_file (self, options, &error) ||
-      !kv_config_apply_options (self->config, options, &error))
+  if (!g_variant_dict_lookup (options, "config", "^ay", &path))
+    path = kv_config_find_file ();
+
+  self->config = build_config (path, options, &error);
+  if (self->config == NULL)
     {
       g_printerr ("%s: %s\n", g_get_prgname (), error->message);
       return EXIT_FAILURE;
     }
 
-  address = kv_config_get_address (self->config);
-  inet = g_inet_address_new_from_string (address);
-  if (inet == NULL)
+  return -1;
+}
+
+/* Where GOption stores the value of one option. */
+typedef union
+{
+  gboolean flag;
+  char *string;
+  char **strv;
+  double number;
+} OptionValue;
+
+/* Parses the command line into the dictionary that GApplication would
+ * hand to handle-local-options, with crafty-kv's options only. */
+static GVariantDict *
+parse_command_line (char   ***arguments,
+                    GError  **error)
+{
+  const GOptionEntry own_entries[] = {
+    { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
+      N_("Read settings from FILE (default: the first crafty-kv/crafty-kv.conf found in "
+         "$XDG_CONFIG_HOME, then in each of $XDG_CONFIG_DIRS)"),
+      N_("FILE") },
+    { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
+      N_("Print the version and exit"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
+  g_autoptr(GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GVariantDict) options = g_variant_dict_new (NULL);
+  g_autofree OptionValue *values = NULL;
+  gboolean parsed;
+
+  for (const GOptionEntry *entry = settings; entry->long_name != NULL; entry++)
+    g_array_append_vals (entries, entry, 1);
+  for (const GOptionEntry *entry = own_entries; entry->long_name != NULL; entry++)
+    g_array_append_vals (entries, entry, 1);
+
+  values = g_new0 (OptionValue, entries->len);
+  for (guint i = 0; i < entries->len; i++)
     {
-      g_printerr (_("%s: invalid address “%s”: must be an IPv4 or IPv6 address\n"),
-                  g_get_prgname (), address);
-      return EXIT_FAILURE;
+      GOptionEntry *entry = &g_array_index (entries, GOptionEntry, i);
+
+      entry->arg_data = &values[i];
+      /* Any number can be given: only NaN tells that none was. */
+      if (entry->arg == G_OPTION_ARG_DOUBLE)
+        values[i].number = NAN;
     }
 
-  return -1;
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context, _("An in-memory key-value store served over HTTP."));
+  g_option_context_add_main_entries (context, (GOptionEntry *) entries->data, GETTEXT_PACKAGE);
+  parsed = g_option_context_parse_strv (context, arguments, error);
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const GOptionEntry *entry = &g_array_index (entries, GOptionEntry, i);
+      OptionValue *value = &values[i];
+
+      switch (entry->arg)
+        {
+        case G_OPTION_ARG_NONE:
+          if (value->flag)
+            g_variant_dict_insert (options, entry->long_name, "b", TRUE);
+          break;
+        case G_OPTION_ARG_STRING:
+          if (value->string != NULL)
+            g_variant_dict_insert (options, entry->long_name, "s", value->string);
+          g_free (value->string);
+          break;
+        case G_OPTION_ARG_FILENAME:
+          if (value->string != NULL)
+            g_variant_dict_insert (options, entry->long_name, "^ay", value->string);
+          g_free (value->string);
+          break;
+        case G_OPTION_ARG_STRING_ARRAY:
+          if (value->strv != NULL)
+            g_variant_dict_insert (options, entry->long_name, "^as", value->strv);
+          g_strfreev (value->strv);
+          break;
+        case G_OPTION_ARG_DOUBLE:
+          if (!isnan (value->number))
+            g_variant_dict_insert (options, entry->long_name, "d", value->number);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
+
+  if (!parsed)
+    return NULL;
+
+  /* crafty-kv takes no file or other argument. */
+  if ((*arguments)[0] != NULL && (*arguments)[1] != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("unexpected argument “%s”"), (*arguments)[1]);
+      return NULL;
+    }
+
+  return g_steal_pointer (&options);
+}
+
+/* GApplication's own command line would list --gapplication-service and
+ * --help-gapplication in --help, although crafty-kv is no D-Bus service:
+ * this does what GApplication does (parse, handle the local options,
+ * register, activate), with crafty-kv's options only. */
+static gboolean
+kv_application_local_command_line (GApplication   *application,
+                                   char         ***arguments,
+                                   int            *exit_status)
+{
+  KvApplication *self = KV_APPLICATION (application);
+  g_autoptr(GVariantDict) options = NULL;
+  g_autoptr(GError) error = NULL;
+
+  options = parse_command_line (arguments, &error);
+  if (options == NULL)
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      *exit_status = EXIT_FAILURE;
+      return TRUE;
+    }
+
+  *exit_status = handle_options (self, options);
+  if (*exit_status >= 0)
+    return TRUE;
+
+  /* Registering emits startup, where the daemon starts listening. */
+  if (!g_application_register (application, NULL, &error))
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      *exit_status = EXIT_FAILURE;
+      return TRUE;
+    }
+
+  g_application_activate (application);
+  *exit_status = EXIT_SUCCESS;
+  return TRUE;
 }
 
 static void
@@ -735,33 +870,16 @@ kv_application_class_init (KvApplicationClass *klass)
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
   object_class->finalize = kv_application_finalize;
+  app_class->local_command_line = kv_application_local_command_line;
   app_class->startup = kv_application_startup;
   app_class->activate = kv_application_activate;
   app_class->shutdown = kv_application_shutdown;
-  app_class->handle_local_options = kv_application_handle_local_options;
 }
 
 static void
 kv_application_init (KvApplication *self)
 {
-  const GOptionEntry entries[] = {
-    { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
-      N_("Read settings from FILE (default: the first crafty-kv/crafty-kv.conf found in "
-         "$XDG_CONFIG_HOME, then in each of $XDG_CONFIG_DIRS)"),
-      N_("FILE") },
-    { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
-      N_("Print the version and exit"), NULL },
-    G_OPTION_ENTRY_NULL
-  };
-  g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
-
-  self->config = kv_config_new ();
   self->workers = g_ptr_array_new_with_free_func (g_object_unref);
-
-  g_application_add_main_option_entries (G_APPLICATION (self), settings);
-  g_application_add_main_option_entries (G_APPLICATION (self), entries);
-  g_application_set_option_context_summary (G_APPLICATION (self),
-                                            _("An in-memory key-value store served over HTTP."));
 }
 
 /**
@@ -773,7 +891,7 @@ KvApplication *
 kv_application_new (void)
 {
   return g_object_new (KV_TYPE_APPLICATION,
-                       "application-id", "org.example.CraftyKv",
+                       "application-id", KV_APPLICATION_ID,
                        "flags", G_APPLICATION_NON_UNIQUE,
                        NULL);
 }

@@ -688,6 +688,37 @@ kv_config_find_file (void)
   return NULL;
 }
 
+/**
+ * kv_config_check:
+ * @self: a #KvConfig
+ * @error: return location for a #GError
+ *
+ * Checks what no single value can: the settings as the key file and the
+ * command line left them together.
+ *
+ * Returns: %TRUE if crafty-kv can run with @self
+ */
+gboolean
+kv_config_check (KvConfig  *self,
+                 GError   **error)
+{
+  g_autoptr(GInetAddress) inet = NULL;
+
+  g_return_val_if_fail (KV_IS_CONFIG (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* The file may name an address that the command line replaces. */
+  inet = g_inet_address_new_from_string (self->address);
+  if (inet == NULL)
+    {
+      g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                   _("invalid address “%s”: must be an IPv4 or IPv6 address"), self->address);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 const char *
 kv_config_get_address (KvConfig *self)
 {

@@ -43,6 +43,8 @@ gboolean      kv_config_load_file           (KvConfig      *self,
                                              const char    *path,
                                              GError       **error);
 char         *kv_config_find_file           (void);
+gboolean      kv_config_check               (KvConfig      *self,
+                                             GError       **error);
 
 const char   *kv_config_get_address         (KvConfig *self);
 guint16       kv_config_get_port            (KvConfig *self);

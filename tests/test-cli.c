@@ -30,6 +30,9 @@ run_daemon_with_env (const char * const *args,
                     g_bytes_get_size (out));
 }
 
+static void assert_refused (const char * const *args,
+                            const char         *message);
+
 static char *
 run_daemon (const char * const *args,
             int                *status,
@@ -58,6 +61,34 @@ test_help (void)
   g_assert_nonnull (strstr (out, "--shutdown-timeout=SECONDS"));
   g_assert_nonnull (strstr (out, "--config"));
   g_assert_nonnull (strstr (out, "--version"));
+}
+
+static void
+test_help_no_gapplication (void)
+{
+  const char *help[] = { "--help", NULL };
+  const char *help_all[] = { "--help-all", NULL };
+  const char *service[] = { "--gapplication-service", NULL };
+  const char * const *helps[] = { help, help_all };
+
+  g_test_summary ("--help lists crafty-kv's options only, none of GApplication's, which "
+                  "crafty-kv does not take either");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (helps); i++)
+    {
+      g_autofree char *err = NULL;
+      g_autofree char *out = NULL;
+      g_autofree char *lower = NULL;
+      int status;
+
+      out = run_daemon (helps[i], &status, &err);
+      g_assert_cmpint (status, ==, 0);
+      g_assert_nonnull (strstr (out, "--config"));
+      lower = g_ascii_strdown (out, -1);
+      g_assert_null (strstr (lower, "gapplication"));
+    }
+
+  assert_refused (service, "--gapplication-service");
 }
 
 static gboolean
@@ -187,6 +218,8 @@ test_bad_options (void)
   const char *too_big[] = { "--port=65536", NULL };
   const char *negative[] = { "--port=-1", NULL };
   const char *bad_address[] = { "--address=localhost.invalid", NULL };
+  /* The bad address makes a daemon that let the argument through exit. */
+  const char *argument[] = { "--address=nowhere", "stray", NULL };
 
   g_test_summary ("A bad option or option value is refused with one line and a non-zero exit");
 
@@ -195,6 +228,7 @@ test_bad_options (void)
   assert_refused (too_big, "65536");
   assert_refused (negative, "-1");
   assert_refused (bad_address, "localhost.invalid");
+  assert_refused (argument, "unexpected argument “stray”");
 }
 
 static void
@@ -401,6 +435,7 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/kv/cli/help", test_help);
+  g_test_add_func ("/kv/cli/help/no-gapplication", test_help_no_gapplication);
   g_test_add_func ("/kv/cli/help/translated", test_help_translated);
   g_test_add_func ("/kv/cli/error-translated", test_error_translated);
   g_test_add_func ("/kv/cli/version", test_version);

@@ -297,6 +297,29 @@ test_find_file (void)
   g_unlink (second);
 }
 
+static void
+test_check (Fixture       *fixture,
+            gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("The address is checked once the file and the command line have both "
+                  "had their say");
+
+  g_assert_true (kv_config_check (fixture->config, &error));
+  g_assert_no_error (error);
+
+  g_object_set (fixture->config, "address", "localhost", NULL);
+  g_assert_false (kv_config_check (fixture->config, &error));
+  g_assert_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE);
+  g_assert_nonnull (strstr (error->message, "“localhost”"));
+  g_clear_error (&error);
+
+  g_object_set (fixture->config, "address", "::1", NULL);
+  g_assert_true (kv_config_check (fixture->config, &error));
+  g_assert_no_error (error);
+}
+
 /* The shipped example, data/crafty-kv.conf, shows every setting with its
  * default, commented out. */
 static void
@@ -379,6 +402,7 @@ main (int   argc,
               fixture_teardown);
   g_test_add_func ("/kv/config/option-entries", test_option_entries);
   g_test_add_func ("/kv/config/find-file", test_find_file);
+  g_test_add ("/kv/config/check", Fixture, NULL, fixture_setup, test_check, fixture_teardown);
   g_test_add ("/kv/config/example-file", Fixture, NULL, fixture_setup, test_example_file,
               fixture_teardown);
 
