@@ -37,7 +37,13 @@ struct _KvApplication
   GPtrArray *workers;   /* (element-type KvWorker): threads beside the main one */
   guint sigint_id;
   guint sigterm_id;
+  guint sighup_id;
   int exit_status;
+
+  /* What the settings come from, kept for reloads: the key file read at
+   * start (or none), and the command line. */
+  char *config_path;
+  GVariantDict *options;
 
   /* The Unix socket file this process created, removed when it stops. */
   char *unix_socket_path;
@@ -519,8 +525,8 @@ on_sigint (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Defaults, then the key file, then the command line, which overrides
- * the file; then what only the settings together can tell. */
+/* Defaults, then the key file, then the command line: at start and on
+ * every reload, so that the command line keeps overriding the file. */
 static KvConfig *
 build_config (const char    *path,
               GVariantDict  *options,
@@ -534,6 +540,121 @@ build_config (const char    *path,
     return NULL;
 
   return g_steal_pointer (&config);
+}
+
+/* Everything a reload changes, it changes on every thread, or nothing
+ * at all: a new file that does not load, a token file that cannot be
+ * used, or a policy that would expose a listening socket without a token
+ * leaves every running setting as it was. */
+static gboolean
+reload (KvApplication  *self,
+        GError        **error)
+{
+  g_autoptr(KvConfig) config = NULL;
+  g_autoptr(KvAccessPolicy) policy = NULL;
+  g_autoptr(GPtrArray) changed = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) summary = g_string_new (NULL);
+  g_auto(GStrv) changes = NULL;
+  GPtrArray *sockets;
+  KvLimits limits;
+
+  /* Once a file has been read, that file stays the one; after a start
+   * without one, a file created since is found. */
+  if (self->config_path == NULL)
+    self->config_path = kv_config_find_file ();
+
+  config = build_config (self->config_path, self->options, error);
+  if (config == NULL)
+    return FALSE;
+
+  policy = kv_access_policy_new (kv_config_get_token_file (config),
+                                 kv_config_get_allow_origin (config), error);
+  if (policy == NULL)
+    return FALSE;
+
+  sockets = kv_listener_get_sockets (self->listener);
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GSocketAddress) address = g_socket_get_local_address (sockets->pdata[i], error);
+
+      if (address == NULL || !kv_access_policy_check_address (policy, address, error))
+        return FALSE;
+    }
+
+  changes = kv_config_list_changes (self->config, config);
+  for (guint i = 0; changes[i] != NULL; i++)
+    {
+      g_autofree char *before = kv_config_dup_value_text (self->config, changes[i]);
+      g_autofree char *after = kv_config_dup_value_text (config, changes[i]);
+
+      if (kv_config_needs_restart (changes[i]))
+        {
+          g_message ("Reload: %s needs a restart to change from %s to %s; still %s",
+                     changes[i], before, after, before);
+          kv_config_copy_setting (config, self->config, changes[i]);
+        }
+      else
+        g_ptr_array_add (changed, g_strdup_printf ("%s %s → %s", changes[i], before, after));
+    }
+
+  /* The main server here, the workers in their own threads, each from
+   * its next request on. */
+  kv_config_get_limits (config, &limits);
+  kv_server_set_limits (self->server, &limits);
+  kv_server_set_policy (self->server, policy);
+  for (guint i = 0; i < self->workers->len; i++)
+    kv_worker_reconfigure (g_ptr_array_index (self->workers, i), &limits, policy);
+  kv_listener_set_max_connections (self->listener, kv_config_get_max_connections (config));
+  g_set_object (&self->policy, policy);
+  g_set_object (&self->config, config);
+
+  if (changed->len == 0)
+    g_string_append (summary, "no setting changed");
+  for (guint i = 0; i < changed->len; i++)
+    g_string_append_printf (summary, "%s%s", i > 0 ? ", " : "", (char *) changed->pdata[i]);
+  /* A token file of the same name may hold a new token. */
+  if (kv_config_get_token_file (config) != NULL &&
+      !g_strv_contains ((const char * const *) changes, "token-file"))
+    g_string_append_printf (summary, "; token read again from %s",
+                            kv_config_get_token_file (config));
+  g_message ("Reloaded the settings from %s: %s",
+             self->config_path != NULL ? self->config_path : "the command line alone",
+             summary->str);
+
+  return TRUE;
+}
+
+/* SIGHUP, which `systemctl reload` sends, reloads the settings, telling
+ * the service manager when the reload starts and ends. */
+static gboolean
+on_sighup (gpointer user_data)
+{
+  KvApplication *self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *reloading = NULL;
+  g_autofree char *status = NULL;
+  g_autofree char *ready = NULL;
+
+  if (self->stop_cancellable != NULL)
+    {
+      g_message ("Ignoring SIGHUP while stopping");
+      return G_SOURCE_CONTINUE;
+    }
+
+  /* systemd 253 and later (Type=notify-reload) want the time the reload
+   * began, on CLOCK_MONOTONIC; earlier ones ignore it. */
+  reloading = g_strdup_printf ("RELOADING=1\nSTATUS=Reloading the settings\n"
+                               "MONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
+  notify (self, reloading);
+
+  if (!reload (self, &error))
+    g_warning ("Reload refused, the running settings stay: %s", error->message);
+
+  status = dup_status (self);
+  ready = g_strconcat ("READY=1\n", status, NULL);
+  notify (self, ready);
+
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -627,6 +748,7 @@ kv_application_startup (GApplication *application)
 
   self->sigint_id = g_unix_signal_add (SIGINT, on_sigint, self);
   self->sigterm_id = g_unix_signal_add (SIGTERM, on_sigterm, self);
+  self->sighup_id = g_unix_signal_add (SIGHUP, on_sighup, self);
 
   g_ptr_array_add (where, NULL);
   listening = g_strjoinv (", ", (char **) where->pdata);
@@ -668,6 +790,7 @@ kv_application_shutdown (GApplication *application)
 
   g_clear_handle_id (&self->sigint_id, g_source_remove);
   g_clear_handle_id (&self->sigterm_id, g_source_remove);
+  g_clear_handle_id (&self->sighup_id, g_source_remove);
   g_clear_handle_id (&self->watchdog_id, g_source_remove);
   g_clear_handle_id (&self->status_id, g_source_remove);
   g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
@@ -692,7 +815,6 @@ handle_options (KvApplication *self,
                 GVariantDict  *options)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
 
   if (g_variant_dict_contains (options, "version"))
     {
@@ -700,16 +822,17 @@ handle_options (KvApplication *self,
       return EXIT_SUCCESS;
     }
 
-  if (!g_variant_dict_lookup (options, "config", "^ay", &path))
-    path = kv_config_find_file ();
+  if (!g_variant_dict_lookup (options, "config", "^ay", &self->config_path))
+    self->config_path = kv_config_find_file ();
 
-  self->config = build_config (path, options, &error);
+  self->config = build_config (self->config_path, options, &error);
   if (self->config == NULL)
     {
       g_printerr ("%s: %s\n", g_get_prgname (), error->message);
       return EXIT_FAILURE;
     }
 
+  self->options = g_variant_dict_ref (options);
   return -1;
 }
 
@@ -858,6 +981,8 @@ kv_application_finalize (GObject *object)
   KvApplication *self = KV_APPLICATION (object);
 
   g_clear_object (&self->config);
+  g_clear_pointer (&self->options, g_variant_dict_unref);
+  g_clear_pointer (&self->config_path, g_free);
   g_clear_pointer (&self->workers, g_ptr_array_unref);
 
   G_OBJECT_CLASS (kv_application_parent_class)->finalize (object);
