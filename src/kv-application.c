@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,7 +37,13 @@ struct _KvApplication
   GPtrArray *workers;   /* (element-type KvWorker): threads beside the main one */
   guint sigint_id;
   guint sigterm_id;
+  guint sighup_id;
   int exit_status;
+
+  /* What the settings come from, kept for reloads: the key file read at
+   * start (or none), and the command line. */
+  char *config_path;
+  GVariantDict *options;
 
   /* The Unix socket file this process created, removed when it stops. */
   char *unix_socket_path;
@@ -518,6 +525,138 @@ on_sigint (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Defaults, then the key file, then the command line: at start and on
+ * every reload, so that the command line keeps overriding the file. */
+static KvConfig *
+build_config (const char    *path,
+              GVariantDict  *options,
+              GError       **error)
+{
+  g_autoptr(KvConfig) config = kv_config_new ();
+
+  if ((path != NULL && !kv_config_load_file (config, path, error)) ||
+      !kv_config_apply_options (config, options, error) ||
+      !kv_config_check (config, error))
+    return NULL;
+
+  return g_steal_pointer (&config);
+}
+
+/* Everything a reload changes, it changes on every thread, or nothing
+ * at all: a new file that does not load, a token file that cannot be
+ * used, or a policy that would expose a listening socket without a token
+ * leaves every running setting as it was. */
+static gboolean
+reload (KvApplication  *self,
+        GError        **error)
+{
+  g_autoptr(KvConfig) config = NULL;
+  g_autoptr(KvAccessPolicy) policy = NULL;
+  g_autoptr(GPtrArray) changed = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) summary = g_string_new (NULL);
+  g_auto(GStrv) changes = NULL;
+  GPtrArray *sockets;
+  KvLimits limits;
+
+  /* Once a file has been read, that file stays the one; after a start
+   * without one, a file created since is found. */
+  if (self->config_path == NULL)
+    self->config_path = kv_config_find_file ();
+
+  config = build_config (self->config_path, self->options, error);
+  if (config == NULL)
+    return FALSE;
+
+  policy = kv_access_policy_new (kv_config_get_token_file (config),
+                                 kv_config_get_allow_origin (config), error);
+  if (policy == NULL)
+    return FALSE;
+
+  sockets = kv_listener_get_sockets (self->listener);
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GSocketAddress) address = g_socket_get_local_address (sockets->pdata[i], error);
+
+      if (address == NULL || !kv_access_policy_check_address (policy, address, error))
+        return FALSE;
+    }
+
+  changes = kv_config_list_changes (self->config, config);
+  for (guint i = 0; changes[i] != NULL; i++)
+    {
+      g_autofree char *before = kv_config_dup_value_text (self->config, changes[i]);
+      g_autofree char *after = kv_config_dup_value_text (config, changes[i]);
+
+      if (kv_config_needs_restart (changes[i]))
+        {
+          g_message ("Reload: %s needs a restart to change from %s to %s; still %s",
+                     changes[i], before, after, before);
+          kv_config_copy_setting (config, self->config, changes[i]);
+        }
+      else
+        g_ptr_array_add (changed, g_strdup_printf ("%s %s → %s", changes[i], before, after));
+    }
+
+  /* The main server here, the workers in their own threads, each from
+   * its next request on. */
+  kv_config_get_limits (config, &limits);
+  kv_server_set_limits (self->server, &limits);
+  kv_server_set_policy (self->server, policy);
+  for (guint i = 0; i < self->workers->len; i++)
+    kv_worker_reconfigure (g_ptr_array_index (self->workers, i), &limits, policy);
+  kv_listener_set_max_connections (self->listener, kv_config_get_max_connections (config));
+  g_set_object (&self->policy, policy);
+  g_set_object (&self->config, config);
+
+  if (changed->len == 0)
+    g_string_append (summary, "no setting changed");
+  for (guint i = 0; i < changed->len; i++)
+    g_string_append_printf (summary, "%s%s", i > 0 ? ", " : "", (char *) changed->pdata[i]);
+  /* A token file of the same name may hold a new token. */
+  if (kv_config_get_token_file (config) != NULL &&
+      !g_strv_contains ((const char * const *) changes, "token-file"))
+    g_string_append_printf (summary, "; token read again from %s",
+                            kv_config_get_token_file (config));
+  g_message ("Reloaded the settings from %s: %s",
+             self->config_path != NULL ? self->config_path : "the command line alone",
+             summary->str);
+
+  return TRUE;
+}
+
+/* SIGHUP, which `systemctl reload` sends, reloads the settings, telling
+ * the service manager when the reload starts and ends. */
+static gboolean
+on_sighup (gpointer user_data)
+{
+  KvApplication *self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *reloading = NULL;
+  g_autofree char *status = NULL;
+  g_autofree char *ready = NULL;
+
+  if (self->stop_cancellable != NULL)
+    {
+      g_message ("Ignoring SIGHUP while stopping");
+      return G_SOURCE_CONTINUE;
+    }
+
+  /* systemd 253 and later (Type=notify-reload) want the time the reload
+   * began, on CLOCK_MONOTONIC; earlier ones ignore it. */
+  reloading = g_strdup_printf ("RELOADING=1\nSTATUS=Reloading the settings\n"
+                               "MONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
+  notify (self, reloading);
+
+  if (!reload (self, &error))
+    g_warning ("Reload refused, the running settings stay: %s", error->message);
+
+  status = dup_status (self);
+  ready = g_strconcat ("READY=1\n", status, NULL);
+  notify (self, ready);
+
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 on_connection (GSocket  *socket,
                gpointer  user_data)
@@ -609,6 +748,7 @@ kv_application_startup (GApplication *application)
 
   self->sigint_id = g_unix_signal_add (SIGINT, on_sigint, self);
   self->sigterm_id = g_unix_signal_add (SIGTERM, on_sigterm, self);
+  self->sighup_id = g_unix_signal_add (SIGHUP, on_sighup, self);
 
   g_ptr_array_add (where, NULL);
   listening = g_strjoinv (", ", (char **) where->pdata);
@@ -650,6 +790,7 @@ kv_application_shutdown (GApplication *application)
 
   g_clear_handle_id (&self->sigint_id, g_source_remove);
   g_clear_handle_id (&self->sigterm_id, g_source_remove);
+  g_clear_handle_id (&self->sighup_id, g_source_remove);
   g_clear_handle_id (&self->watchdog_id, g_source_remove);
   g_clear_handle_id (&self->status_id, g_source_remove);
   g_clear_handle_id (&self->stop_timeout_id, g_source_remove);
@@ -667,33 +808,13 @@ kv_application_shutdown (GApplication *application)
   G_APPLICATION_CLASS (kv_application_parent_class)->shutdown (application);
 }
 
-/* The key file: --config FILE, or else the user's crafty-kv.conf when it
- * exists. */
-static gboolean
-load_config_file (KvApplication  *self,
-                  GVariantDict   *options,
-                  GError        **error)
-{
-  g_autofree char *path = NULL;
-
-  if (!g_variant_dict_lookup (options, "config", "^ay", &path))
-    {
-      path = g_build_filename (g_get_user_config_dir (), PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
-      if (!g_file_test (path, G_FILE_TEST_EXISTS))
-        return TRUE;
-    }
-
-  return kv_config_load_file (self->config, path, error);
-}
-
+/* The key file is --config FILE, or else the first crafty-kv.conf that
+ * the XDG base directory lookup finds. */
 static int
-kv_application_handle_local_options (GApplication *application,
-                                     GVariantDict *options)
+handle_options (KvApplication *self,
+                GVariantDict  *options)
 {
-  KvApplication *self = KV_APPLICATION (application);
-  g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GError) error = NULL;
-  const char *address;
 
   if (g_variant_dict_contains (options, "version"))
     {
@@ -701,24 +822,157 @@ kv_application_handle_local_options (GApplication *application,
       return EXIT_SUCCESS;
     }
 
-  /* The key file first, so that the command line overrides it. */
-  if (!load_config_file (self, options, &error) ||
-      !kv_config_apply_options (self->config, options, &error))
+  if (!g_variant_dict_lookup (options, "config", "^ay", &self->config_path))
+    self->config_path = kv_config_find_file ();
+
+  self->config = build_config (self->config_path, options, &error);
+  if (self->config == NULL)
     {
       g_printerr ("%s: %s\n", g_get_prgname (), error->message);
       return EXIT_FAILURE;
     }
 
-  address = kv_config_get_address (self->config);
-  inet = g_inet_address_new_from_string (address);
-  if (inet == NULL)
+  self->options = g_variant_dict_ref (options);
+  return -1;
+}
+
+/* Where GOption stores the value of one option. */
+typedef union
+{
+  gboolean flag;
+  char *string;
+  char **strv;
+  double number;
+} OptionValue;
+
+/* Parses the command line into the dictionary that GApplication would
+ * hand to handle-local-options, with crafty-kv's options only. */
+static GVariantDict *
+parse_command_line (char   ***arguments,
+                    GError  **error)
+{
+  const GOptionEntry own_entries[] = {
+    { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
+      N_("Read settings from FILE (default: the first crafty-kv/crafty-kv.conf found in "
+         "$XDG_CONFIG_HOME, then in each of $XDG_CONFIG_DIRS)"),
+      N_("FILE") },
+    { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
+      N_("Print the version and exit"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
+  g_autoptr(GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GVariantDict) options = g_variant_dict_new (NULL);
+  g_autofree OptionValue *values = NULL;
+  gboolean parsed;
+
+  for (const GOptionEntry *entry = settings; entry->long_name != NULL; entry++)
+    g_array_append_vals (entries, entry, 1);
+  for (const GOptionEntry *entry = own_entries; entry->long_name != NULL; entry++)
+    g_array_append_vals (entries, entry, 1);
+
+  values = g_new0 (OptionValue, entries->len);
+  for (guint i = 0; i < entries->len; i++)
     {
-      g_printerr (_("%s: invalid address “%s”: must be an IPv4 or IPv6 address\n"),
-                  g_get_prgname (), address);
-      return EXIT_FAILURE;
+      GOptionEntry *entry = &g_array_index (entries, GOptionEntry, i);
+
+      entry->arg_data = &values[i];
+      /* Any number can be given: only NaN tells that none was. */
+      if (entry->arg == G_OPTION_ARG_DOUBLE)
+        values[i].number = NAN;
     }
 
-  return -1;
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context, _("An in-memory key-value store served over HTTP."));
+  g_option_context_add_main_entries (context, (GOptionEntry *) entries->data, GETTEXT_PACKAGE);
+  parsed = g_option_context_parse_strv (context, arguments, error);
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const GOptionEntry *entry = &g_array_index (entries, GOptionEntry, i);
+      OptionValue *value = &values[i];
+
+      switch (entry->arg)
+        {
+        case G_OPTION_ARG_NONE:
+          if (value->flag)
+            g_variant_dict_insert (options, entry->long_name, "b", TRUE);
+          break;
+        case G_OPTION_ARG_STRING:
+          if (value->string != NULL)
+            g_variant_dict_insert (options, entry->long_name, "s", value->string);
+          g_free (value->string);
+          break;
+        case G_OPTION_ARG_FILENAME:
+          if (value->string != NULL)
+            g_variant_dict_insert (options, entry->long_name, "^ay", value->string);
+          g_free (value->string);
+          break;
+        case G_OPTION_ARG_STRING_ARRAY:
+          if (value->strv != NULL)
+            g_variant_dict_insert (options, entry->long_name, "^as", value->strv);
+          g_strfreev (value->strv);
+          break;
+        case G_OPTION_ARG_DOUBLE:
+          if (!isnan (value->number))
+            g_variant_dict_insert (options, entry->long_name, "d", value->number);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
+
+  if (!parsed)
+    return NULL;
+
+  /* crafty-kv takes no file or other argument. */
+  if ((*arguments)[0] != NULL && (*arguments)[1] != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("unexpected argument “%s”"), (*arguments)[1]);
+      return NULL;
+    }
+
+  return g_steal_pointer (&options);
+}
+
+/* GApplication's own command line would list --gapplication-service and
+ * --help-gapplication in --help, although crafty-kv is no D-Bus service:
+ * this does what GApplication does (parse, handle the local options,
+ * register, activate), with crafty-kv's options only. */
+static gboolean
+kv_application_local_command_line (GApplication   *application,
+                                   char         ***arguments,
+                                   int            *exit_status)
+{
+  KvApplication *self = KV_APPLICATION (application);
+  g_autoptr(GVariantDict) options = NULL;
+  g_autoptr(GError) error = NULL;
+
+  options = parse_command_line (arguments, &error);
+  if (options == NULL)
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      *exit_status = EXIT_FAILURE;
+      return TRUE;
+    }
+
+  *exit_status = handle_options (self, options);
+  if (*exit_status >= 0)
+    return TRUE;
+
+  /* Registering emits startup, where the daemon starts listening. */
+  if (!g_application_register (application, NULL, &error))
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      *exit_status = EXIT_FAILURE;
+      return TRUE;
+    }
+
+  g_application_activate (application);
+  *exit_status = EXIT_SUCCESS;
+  return TRUE;
 }
 
 static void
@@ -727,6 +981,8 @@ kv_application_finalize (GObject *object)
   KvApplication *self = KV_APPLICATION (object);
 
   g_clear_object (&self->config);
+  g_clear_pointer (&self->options, g_variant_dict_unref);
+  g_clear_pointer (&self->config_path, g_free);
   g_clear_pointer (&self->workers, g_ptr_array_unref);
 
   G_OBJECT_CLASS (kv_application_parent_class)->finalize (object);
@@ -739,32 +995,16 @@ kv_application_class_init (KvApplicationClass *klass)
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
   object_class->finalize = kv_application_finalize;
+  app_class->local_command_line = kv_application_local_command_line;
   app_class->startup = kv_application_startup;
   app_class->activate = kv_application_activate;
   app_class->shutdown = kv_application_shutdown;
-  app_class->handle_local_options = kv_application_handle_local_options;
 }
 
 static void
 kv_application_init (KvApplication *self)
 {
-  const GOptionEntry entries[] = {
-    { "config", 'c', G_OPTION_FLAG_NONE, G_OPTION_ARG_FILENAME, NULL,
-      N_("Read settings from FILE (default: $XDG_CONFIG_HOME/crafty-kv/crafty-kv.conf)"),
-      N_("FILE") },
-    { "version", 0, G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
-      N_("Print the version and exit"), NULL },
-    G_OPTION_ENTRY_NULL
-  };
-  g_autofree GOptionEntry *settings = kv_config_dup_option_entries ();
-
-  self->config = kv_config_new ();
   self->workers = g_ptr_array_new_with_free_func (g_object_unref);
-
-  g_application_add_main_option_entries (G_APPLICATION (self), settings);
-  g_application_add_main_option_entries (G_APPLICATION (self), entries);
-  g_application_set_option_context_summary (G_APPLICATION (self),
-                                            _("An in-memory key-value store served over HTTP."));
 }
 
 /**
@@ -776,7 +1016,7 @@ KvApplication *
 kv_application_new (void)
 {
   return g_object_new (KV_TYPE_APPLICATION,
-                       "application-id", "org.example.CraftyKv",
+                       "application-id", KV_APPLICATION_ID,
                        "flags", G_APPLICATION_NON_UNIQUE,
                        NULL);
 }

@@ -8,6 +8,9 @@
 
 G_BEGIN_DECLS
 
+/* Reverse DNS, as GApplication and D-Bus want it. */
+#define KV_APPLICATION_ID "io.github.craftykv.CraftyKv"
+
 #define KV_TYPE_APPLICATION (kv_application_get_type ())
 G_DECLARE_FINAL_TYPE (KvApplication, kv_application, KV, APPLICATION, GApplication)
 

@@ -208,6 +208,10 @@ kv_config_set_property (GObject      *object,
 }
 
 #define SETTING (G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS)
+/* The sockets and threads are made once, at start: a reload cannot change
+ * the settings they come from. */
+#define NEEDS_RESTART (1 << G_PARAM_USER_SHIFT)
+#define RESTART_SETTING (SETTING | NEEDS_RESTART)
 
 static void
 kv_config_class_init (KvConfigClass *klass)
@@ -223,19 +227,19 @@ kv_config_class_init (KvConfigClass *klass)
   properties[PROP_ADDRESS] =
     g_param_spec_string ("address", N_("ADDRESS"),
                          N_("Listen on ADDRESS, an IPv4 or IPv6 address (default: 127.0.0.1)"),
-                         "127.0.0.1", SETTING);
+                         "127.0.0.1", RESTART_SETTING);
   properties[PROP_PORT] =
     g_param_spec_uint ("port", N_("PORT"),
                        N_("Listen on TCP port PORT; 0 picks a free port (default: 8888)"),
-                       0, G_MAXUINT16, 8888, SETTING);
+                       0, G_MAXUINT16, 8888, RESTART_SETTING);
   properties[PROP_PORT_FILE] =
     g_param_spec_string ("port-file", N_("FILE"),
                          N_("Write the bound port to FILE once listening"),
-                         NULL, SETTING);
+                         NULL, RESTART_SETTING);
   properties[PROP_UNIX_SOCKET] =
     g_param_spec_string ("unix-socket", N_("PATH"),
                          N_("Listen on the Unix socket PATH (mode 0600) instead of TCP"),
-                         NULL, SETTING);
+                         NULL, RESTART_SETTING);
   properties[PROP_MAX_VALUE_SIZE] =
     g_param_spec_uint64 ("max-value-size", N_("BYTES"),
                          N_("Refuse values larger than BYTES (default: 1048576)"),
@@ -253,7 +257,7 @@ kv_config_class_init (KvConfigClass *klass)
     g_param_spec_uint ("threads", N_("N"),
                        N_("Serve from N threads, each with its own HTTP server; 0 means one "
                           "per CPU (default: 0)"),
-                       0, 256, 0, SETTING);
+                       0, 256, 0, RESTART_SETTING);
   /* The limits below bound what one client can hold: a connection slot, a
    * header block, the time a request may take to arrive. */
   properties[PROP_MAX_CONNECTIONS] =
@@ -656,6 +660,232 @@ kv_config_load_file (KvConfig    *self,
     }
 
   return TRUE;
+}
+
+/**
+ * kv_config_find_file:
+ *
+ * Looks for `crafty-kv/crafty-kv.conf` in the user's configuration
+ * directory, then in each of the system's (`$XDG_CONFIG_HOME`, then
+ * `$XDG_CONFIG_DIRS`), as the XDG base directory specification orders
+ * them.
+ *
+ * Returns: (transfer full) (nullable): the path of the first that exists,
+ *   or %NULL when there is none
+ */
+char *
+kv_config_find_file (void)
+{
+  const char * const *system_dirs = g_get_system_config_dirs ();
+  g_autofree char *path = NULL;
+
+  /* Existing is enough: a file that cannot be read must be an error, not
+   * a reason to fall back on the next one. */
+  path = g_build_filename (g_get_user_config_dir (), PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    return g_steal_pointer (&path);
+
+  for (gsize i = 0; system_dirs[i] != NULL; i++)
+    {
+      g_free (path);
+      path = g_build_filename (system_dirs[i], PACKAGE_NAME, PACKAGE_NAME ".conf", NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        return g_steal_pointer (&path);
+    }
+
+  return NULL;
+}
+
+/**
+ * kv_config_check:
+ * @self: a #KvConfig
+ * @error: return location for a #GError
+ *
+ * Checks what no single value can: the settings as the key file and the
+ * command line left them together.
+ *
+ * Returns: %TRUE if crafty-kv can run with @self
+ */
+gboolean
+kv_config_check (KvConfig  *self,
+                 GError   **error)
+{
+  g_autoptr(GInetAddress) inet = NULL;
+
+  g_return_val_if_fail (KV_IS_CONFIG (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* The file may name an address that the command line replaces. */
+  inet = g_inet_address_new_from_string (self->address);
+  if (inet == NULL)
+    {
+      g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                   _("invalid address “%s”: must be an IPv4 or IPv6 address"), self->address);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static GParamSpec *
+find_setting (const char *name)
+{
+  g_autoptr(GTypeClass) klass G_GNUC_UNUSED = g_type_class_ref (KV_TYPE_CONFIG);
+
+  for (guint i = 1; i < N_PROPS; i++)
+    {
+      if (g_strcmp0 (g_param_spec_get_name (properties[i]), name) == 0)
+        return properties[i];
+    }
+
+  return NULL;
+}
+
+/**
+ * kv_config_needs_restart:
+ * @name: the name of a setting
+ *
+ * Returns: %TRUE if a running crafty-kv cannot apply a new value of @name
+ *   (the address, port, port file, Unix socket and threads), %FALSE if a
+ *   reload applies it
+ */
+gboolean
+kv_config_needs_restart (const char *name)
+{
+  GParamSpec *pspec = find_setting (name);
+
+  g_return_val_if_fail (pspec != NULL, FALSE);
+
+  return (pspec->flags & NEEDS_RESTART) != 0;
+}
+
+/* An empty string or list means none, as the getters say. */
+static gboolean
+values_equal (GParamSpec   *pspec,
+              const GValue *a,
+              const GValue *b)
+{
+  if (G_VALUE_HOLDS (a, G_TYPE_STRV))
+    {
+      const char * const *x = g_value_get_boxed (a);
+      const char * const *y = g_value_get_boxed (b);
+
+      if (x == NULL || y == NULL)
+        return (x == NULL || *x == NULL) && (y == NULL || *y == NULL);
+      return g_strv_equal (x, y);
+    }
+
+  if (G_VALUE_HOLDS_STRING (a))
+    {
+      const char *x = g_value_get_string (a);
+      const char *y = g_value_get_string (b);
+
+      return g_strcmp0 (x != NULL ? x : "", y != NULL ? y : "") == 0;
+    }
+
+  return g_param_values_cmp (pspec, a, b) == 0;
+}
+
+/**
+ * kv_config_list_changes:
+ * @self: a #KvConfig
+ * @other: another #KvConfig
+ *
+ * Returns: (transfer full): the names of the settings whose values differ
+ *   between @self and @other, in the order of `--help`
+ */
+GStrv
+kv_config_list_changes (KvConfig *self,
+                        KvConfig *other)
+{
+  g_autoptr(GStrvBuilder) names = g_strv_builder_new ();
+
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+  g_return_val_if_fail (KV_IS_CONFIG (other), NULL);
+
+  for (guint i = 1; i < N_PROPS; i++)
+    {
+      const char *name = g_param_spec_get_name (properties[i]);
+      g_auto(GValue) a = G_VALUE_INIT;
+      g_auto(GValue) b = G_VALUE_INIT;
+
+      g_value_init (&a, properties[i]->value_type);
+      g_value_init (&b, properties[i]->value_type);
+      g_object_get_property (G_OBJECT (self), name, &a);
+      g_object_get_property (G_OBJECT (other), name, &b);
+      if (!values_equal (properties[i], &a, &b))
+        g_strv_builder_add (names, name);
+    }
+
+  return g_strv_builder_end (names);
+}
+
+/**
+ * kv_config_dup_value_text:
+ * @self: a #KvConfig
+ * @name: the name of a setting
+ *
+ * Returns: (transfer full): the value of @name as a key file would give
+ *   it, or `none` when it has none; for log lines
+ */
+char *
+kv_config_dup_value_text (KvConfig   *self,
+                          const char *name)
+{
+  GParamSpec *pspec = find_setting (name);
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_auto(GValue) text = G_VALUE_INIT;
+
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+  g_return_val_if_fail (pspec != NULL, NULL);
+
+  g_value_init (&value, pspec->value_type);
+  g_object_get_property (G_OBJECT (self), name, &value);
+
+  if (G_VALUE_HOLDS (&value, G_TYPE_STRV))
+    {
+      const char * const *list = g_value_get_boxed (&value);
+
+      if (list == NULL || *list == NULL)
+        return g_strdup ("none");
+      return g_strjoinv (";", (char **) list);
+    }
+
+  if (G_VALUE_HOLDS_STRING (&value))
+    {
+      const char *string = g_value_get_string (&value);
+
+      return g_strdup (string != NULL && *string != '\0' ? string : "none");
+    }
+
+  g_value_init (&text, G_TYPE_STRING);
+  g_value_transform (&value, &text);
+  return g_value_dup_string (&text);
+}
+
+/**
+ * kv_config_copy_setting:
+ * @self: a #KvConfig
+ * @from: the #KvConfig to copy from
+ * @name: the name of a setting
+ *
+ * Gives @name in @self the value it has in @from.
+ */
+void
+kv_config_copy_setting (KvConfig   *self,
+                        KvConfig   *from,
+                        const char *name)
+{
+  GParamSpec *pspec = find_setting (name);
+  g_auto(GValue) value = G_VALUE_INIT;
+
+  g_return_if_fail (KV_IS_CONFIG (self));
+  g_return_if_fail (KV_IS_CONFIG (from));
+  g_return_if_fail (pspec != NULL);
+
+  g_value_init (&value, pspec->value_type);
+  g_object_get_property (G_OBJECT (from), name, &value);
+  g_object_set_property (G_OBJECT (self), name, &value);
 }
 
 const char *

@@ -42,6 +42,18 @@ gboolean      kv_config_apply_options       (KvConfig      *self,
 gboolean      kv_config_load_file           (KvConfig      *self,
                                              const char    *path,
                                              GError       **error);
+char         *kv_config_find_file           (void);
+gboolean      kv_config_check               (KvConfig      *self,
+                                             GError       **error);
+
+gboolean      kv_config_needs_restart       (const char    *name);
+GStrv         kv_config_list_changes        (KvConfig      *self,
+                                             KvConfig      *other);
+char         *kv_config_dup_value_text      (KvConfig      *self,
+                                             const char    *name);
+void          kv_config_copy_setting        (KvConfig      *self,
+                                             KvConfig      *from,
+                                             const char    *name);
 
 const char   *kv_config_get_address         (KvConfig *self);
 guint16       kv_config_get_port            (KvConfig *self);

@@ -30,6 +30,9 @@ run_daemon_with_env (const char * const *args,
                     g_bytes_get_size (out));
 }
 
+static void assert_refused (const char * const *args,
+                            const char         *message);
+
 static char *
 run_daemon (const char * const *args,
             int                *status,
@@ -58,6 +61,34 @@ test_help (void)
   g_assert_nonnull (strstr (out, "--shutdown-timeout=SECONDS"));
   g_assert_nonnull (strstr (out, "--config"));
   g_assert_nonnull (strstr (out, "--version"));
+}
+
+static void
+test_help_no_gapplication (void)
+{
+  const char *help[] = { "--help", NULL };
+  const char *help_all[] = { "--help-all", NULL };
+  const char *service[] = { "--gapplication-service", NULL };
+  const char * const *helps[] = { help, help_all };
+
+  g_test_summary ("--help lists crafty-kv's options only, none of GApplication's, which "
+                  "crafty-kv does not take either");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (helps); i++)
+    {
+      g_autofree char *err = NULL;
+      g_autofree char *out = NULL;
+      g_autofree char *lower = NULL;
+      int status;
+
+      out = run_daemon (helps[i], &status, &err);
+      g_assert_cmpint (status, ==, 0);
+      g_assert_nonnull (strstr (out, "--config"));
+      lower = g_ascii_strdown (out, -1);
+      g_assert_null (strstr (lower, "gapplication"));
+    }
+
+  assert_refused (service, "--gapplication-service");
 }
 
 static gboolean
@@ -187,6 +218,8 @@ test_bad_options (void)
   const char *too_big[] = { "--port=65536", NULL };
   const char *negative[] = { "--port=-1", NULL };
   const char *bad_address[] = { "--address=localhost.invalid", NULL };
+  /* The bad address makes a daemon that let the argument through exit. */
+  const char *argument[] = { "--address=nowhere", "stray", NULL };
 
   g_test_summary ("A bad option or option value is refused with one line and a non-zero exit");
 
@@ -195,6 +228,7 @@ test_bad_options (void)
   assert_refused (too_big, "65536");
   assert_refused (negative, "-1");
   assert_refused (bad_address, "localhost.invalid");
+  assert_refused (argument, "unexpected argument “stray”");
 }
 
 static void
@@ -235,6 +269,24 @@ write_file (const char *path,
   g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
   g_file_set_contents (path, contents, -1, &error);
   g_assert_no_error (error);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
 }
 
 static void
@@ -293,6 +345,65 @@ test_config_default_file (void)
 }
 
 static void
+test_config_search_order (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("crafty-kv-test-XXXXXX", &error);
+  g_autofree char *home = g_build_filename (dir, "home", NULL);
+  g_autofree char *first = g_build_filename (dir, "first", NULL);
+  g_autofree char *second = g_build_filename (dir, "second", NULL);
+  g_autofree char *home_file = g_build_filename (home, "crafty-kv", "crafty-kv.conf", NULL);
+  g_autofree char *first_file = g_build_filename (first, "crafty-kv", "crafty-kv.conf", NULL);
+  g_autofree char *second_file = g_build_filename (second, "crafty-kv", "crafty-kv.conf", NULL);
+  g_autofree char *given_file = g_build_filename (dir, "given.conf", NULL);
+  g_autofree char *config_arg = g_strconcat ("--config=", given_file, NULL);
+  g_autofree char *home_env = g_strconcat ("XDG_CONFIG_HOME=", home, NULL);
+  g_autofree char *dirs_env = g_strconcat ("XDG_CONFIG_DIRS=", first, ":", second, NULL);
+  const char *envp[] = { home_env, dirs_env, NULL };
+  /* A bad address as well: a daemon that read no file must exit too,
+   * rather than serve and hang the test. */
+  const char *no_args[] = { "--address=nowhere", NULL };
+  const char *with_config[] = { config_arg, "--address=nowhere", NULL };
+  const struct
+  {
+    const char *path;
+    const char * const *args;
+  } order[] = {
+    { given_file, with_config },
+    { home_file, no_args },
+    { first_file, no_args },
+    { second_file, no_args },
+  };
+
+  g_test_summary ("The key file is --config FILE, else crafty-kv/crafty-kv.conf in "
+                  "$XDG_CONFIG_HOME, else in the first of $XDG_CONFIG_DIRS that has one");
+
+  g_assert_no_error (error);
+
+  /* Each file is broken in its own way, so that the error tells which one
+   * was read. */
+  for (gsize i = 0; i < G_N_ELEMENTS (order); i++)
+    {
+      g_autofree char *contents = g_strdup_printf ("[server]\nmax-key-size=%zu-%zu\n", i, i);
+
+      write_file (order[i].path, contents);
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (order); i++)
+    {
+      g_autofree char *message = g_strdup_printf ("%s:2: invalid value “%zu-%zu” for "
+                                                  "max-key-size", order[i].path, i, i);
+
+      assert_refused_with_env (order[i].args, envp, message);
+      /* The next one is read once this one is gone. */
+      if (i > 0)
+        g_unlink (order[i].path);
+    }
+
+  remove_tree (dir);
+}
+
+static void
 test_config_overridden (void)
 {
   g_autoptr(GError) error = NULL;
@@ -324,6 +435,7 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/kv/cli/help", test_help);
+  g_test_add_func ("/kv/cli/help/no-gapplication", test_help_no_gapplication);
   g_test_add_func ("/kv/cli/help/translated", test_help_translated);
   g_test_add_func ("/kv/cli/error-translated", test_error_translated);
   g_test_add_func ("/kv/cli/version", test_version);
@@ -331,6 +443,7 @@ main (int   argc,
   g_test_add_func ("/kv/cli/port-in-use", test_port_in_use);
   g_test_add_func ("/kv/cli/config/errors", test_config_errors);
   g_test_add_func ("/kv/cli/config/default-file", test_config_default_file);
+  g_test_add_func ("/kv/cli/config/search-order", test_config_search_order);
   g_test_add_func ("/kv/cli/config/overridden", test_config_overridden);
 
   return g_test_run ();

@@ -239,6 +239,159 @@ test_option_entries (void)
   g_assert_cmpuint (n_entries, ==, n_properties);
 }
 
+static void
+write_path (const char *path,
+            const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_find_file (void)
+{
+  const char * const *system_dirs = g_get_system_config_dirs ();
+  g_autofree char *user = g_build_filename (g_get_user_config_dir (), "crafty-kv",
+                                            "crafty-kv.conf", NULL);
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autofree char *found = NULL;
+
+  g_test_summary ("The key file is crafty-kv/crafty-kv.conf in $XDG_CONFIG_HOME, else in "
+                  "the first of $XDG_CONFIG_DIRS that has one");
+
+  /* GLib's isolated directories give two system ones. */
+  g_assert_nonnull (system_dirs[0]);
+  g_assert_nonnull (system_dirs[1]);
+  first = g_build_filename (system_dirs[0], "crafty-kv", "crafty-kv.conf", NULL);
+  second = g_build_filename (system_dirs[1], "crafty-kv", "crafty-kv.conf", NULL);
+
+  g_assert_null (kv_config_find_file ());
+
+  write_path (second, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, second);
+  g_clear_pointer (&found, g_free);
+
+  write_path (first, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, first);
+  g_clear_pointer (&found, g_free);
+
+  write_path (user, "[server]\n");
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, user);
+  g_clear_pointer (&found, g_free);
+
+  /* Found even when it cannot be read: loading it then says why. */
+  g_assert_cmpint (g_chmod (user, 0), ==, 0);
+  found = kv_config_find_file ();
+  g_assert_cmpstr (found, ==, user);
+
+  g_unlink (user);
+  g_unlink (first);
+  g_unlink (second);
+}
+
+static void
+test_check (Fixture       *fixture,
+            gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("The address is checked once the file and the command line have both "
+                  "had their say");
+
+  g_assert_true (kv_config_check (fixture->config, &error));
+  g_assert_no_error (error);
+
+  g_object_set (fixture->config, "address", "localhost", NULL);
+  g_assert_false (kv_config_check (fixture->config, &error));
+  g_assert_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE);
+  g_assert_nonnull (strstr (error->message, "“localhost”"));
+  g_clear_error (&error);
+
+  g_object_set (fixture->config, "address", "::1", NULL);
+  g_assert_true (kv_config_check (fixture->config, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_changes (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  g_autoptr(KvConfig) other = kv_config_new ();
+  const char *origins[] = { "http://a", "http://b", NULL };
+  const char *no_origins[] = { NULL };
+  g_auto(GStrv) changes = NULL;
+  g_autofree char *text = NULL;
+
+  g_test_summary ("Two sets of settings are compared setting by setting, none and empty "
+                  "being the same, for a reload to tell what it changes");
+
+  changes = kv_config_list_changes (fixture->config, other);
+  g_assert_cmpuint (g_strv_length (changes), ==, 0);
+  g_clear_pointer (&changes, g_strfreev);
+
+  /* Empty is none, for a string and a list alike. */
+  g_object_set (other, "unix-socket", "", "allow-origin", no_origins, NULL);
+  changes = kv_config_list_changes (fixture->config, other);
+  g_assert_cmpuint (g_strv_length (changes), ==, 0);
+  g_clear_pointer (&changes, g_strfreev);
+
+  g_object_set (other,
+                "port", 9000,
+                "max-value-size", (guint64) 10,
+                "token-file", "/t",
+                "allow-origin", origins,
+                NULL);
+  changes = kv_config_list_changes (fixture->config, other);
+  g_assert_cmpstrv (changes, ((const char * const []) {
+    "port", "max-value-size", "token-file", "allow-origin", NULL }));
+
+  text = kv_config_dup_value_text (other, "max-value-size");
+  g_assert_cmpstr (text, ==, "10");
+  g_clear_pointer (&text, g_free);
+  text = kv_config_dup_value_text (other, "allow-origin");
+  g_assert_cmpstr (text, ==, "http://a;http://b");
+  g_clear_pointer (&text, g_free);
+  text = kv_config_dup_value_text (fixture->config, "token-file");
+  g_assert_cmpstr (text, ==, "none");
+  g_clear_pointer (&text, g_free);
+
+  kv_config_copy_setting (other, fixture->config, "port");
+  g_assert_cmpuint (kv_config_get_port (other), ==, 8888);
+}
+
+static void
+test_needs_restart (void)
+{
+  const char *restart[] = { "address", "port", "port-file", "unix-socket", "threads" };
+  g_autoptr(GTypeClass) type_class = g_type_class_ref (KV_TYPE_CONFIG);
+  g_autofree GParamSpec **pspecs = NULL;
+  guint n_properties;
+
+  g_test_summary ("What the sockets and threads are made from needs a restart to change; "
+                  "every other setting a reload applies");
+
+  pspecs = g_object_class_list_properties (G_OBJECT_CLASS (type_class), &n_properties);
+  for (guint i = 0; i < n_properties; i++)
+    {
+      const char *name = g_param_spec_get_name (pspecs[i]);
+      gboolean expected = FALSE;
+
+      for (gsize j = 0; j < G_N_ELEMENTS (restart); j++)
+        expected |= g_str_equal (name, restart[j]);
+
+      g_test_message ("%s", name);
+      g_assert_cmpint (kv_config_needs_restart (name), ==, expected);
+    }
+}
+
 /* The shipped example, data/crafty-kv.conf, shows every setting with its
  * default, commented out. */
 static void
@@ -320,6 +473,11 @@ main (int   argc,
   g_test_add ("/kv/config/bad-option", Fixture, NULL, fixture_setup, test_bad_option,
               fixture_teardown);
   g_test_add_func ("/kv/config/option-entries", test_option_entries);
+  g_test_add_func ("/kv/config/find-file", test_find_file);
+  g_test_add ("/kv/config/check", Fixture, NULL, fixture_setup, test_check, fixture_teardown);
+  g_test_add ("/kv/config/changes", Fixture, NULL, fixture_setup, test_changes,
+              fixture_teardown);
+  g_test_add_func ("/kv/config/needs-restart", test_needs_restart);
   g_test_add ("/kv/config/example-file", Fixture, NULL, fixture_setup, test_example_file,
               fixture_teardown);
 
