@@ -16,9 +16,6 @@
 
 #include "kv-config.h"
 
-#define KV_CONFIG_DEFAULT_MAX_TXN_OPS 10000
-#define KV_CONFIG_DEFAULT_MAX_TXN_SIZE (16 * 1024 * 1024)
-#define KV_CONFIG_DEFAULT_MAX_PENDING_OUTPUT (64 * 1024 * 1024)
 #include "storage/kv-entry.h"
 
 struct _KvConfig
@@ -38,6 +35,9 @@ struct _KvConfig
   guint max_headers;
   guint request_timeout;
   guint idle_timeout;
+  guint max_txn_ops;
+  guint64 max_txn_size;
+  guint64 max_pending_output;
   char *token_file;
   char **allow_origin;
 };
@@ -57,6 +57,9 @@ enum {
   PROP_MAX_HEADERS,
   PROP_REQUEST_TIMEOUT,
   PROP_IDLE_TIMEOUT,
+  PROP_MAX_TXN_OPS,
+  PROP_MAX_TXN_SIZE,
+  PROP_MAX_PENDING_OUTPUT,
   PROP_TOKEN_FILE,
   PROP_ALLOW_ORIGIN,
   N_PROPS
@@ -131,6 +134,15 @@ kv_config_get_property (GObject    *object,
     case PROP_IDLE_TIMEOUT:
       g_value_set_uint (value, self->idle_timeout);
       break;
+    case PROP_MAX_TXN_OPS:
+      g_value_set_uint (value, self->max_txn_ops);
+      break;
+    case PROP_MAX_TXN_SIZE:
+      g_value_set_uint64 (value, self->max_txn_size);
+      break;
+    case PROP_MAX_PENDING_OUTPUT:
+      g_value_set_uint64 (value, self->max_pending_output);
+      break;
     case PROP_TOKEN_FILE:
       g_value_set_string (value, self->token_file);
       break;
@@ -193,6 +205,15 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_IDLE_TIMEOUT:
       self->idle_timeout = g_value_get_uint (value);
+      break;
+    case PROP_MAX_TXN_OPS:
+      self->max_txn_ops = g_value_get_uint (value);
+      break;
+    case PROP_MAX_TXN_SIZE:
+      self->max_txn_size = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_PENDING_OUTPUT:
+      self->max_pending_output = g_value_get_uint64 (value);
       break;
     case PROP_TOKEN_FILE:
       g_free (self->token_file);
@@ -284,6 +305,19 @@ kv_config_class_init (KvConfigClass *klass)
                        N_("Close a connection that stays idle, or makes no progress, for SECONDS "
                           "(default: 30)"),
                        1, 86400, 30, SETTING);
+  properties[PROP_MAX_TXN_OPS] =
+    g_param_spec_uint ("max-txn-ops", N_("N"),
+                       N_("Refuse transactions of more than N operations (default: 10000)"),
+                       1, 1000000, 10000, SETTING);
+  properties[PROP_MAX_TXN_SIZE] =
+    g_param_spec_uint64 ("max-txn-size", N_("BYTES"),
+                         N_("Refuse transaction bodies larger than BYTES (default: 16777216)"),
+                         1024, G_MAXUINT32, 16 * 1024 * 1024, SETTING);
+  properties[PROP_MAX_PENDING_OUTPUT] =
+    g_param_spec_uint64 ("max-pending-output", N_("BYTES"),
+                         N_("Hold at most BYTES of streamed answers for clients that have not read "
+                            "them, all connections together (default: 67108864)"),
+                         65536, G_MAXINT64, 64 * 1024 * 1024, SETTING);
   properties[PROP_TOKEN_FILE] =
     g_param_spec_string ("token-file", N_("FILE"),
                          N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "
@@ -1061,8 +1095,8 @@ kv_config_get_limits (KvConfig *self,
     .max_headers = self->max_headers,
     .request_timeout = self->request_timeout,
     .idle_timeout = self->idle_timeout,
-    .max_txn_ops = KV_CONFIG_DEFAULT_MAX_TXN_OPS,
-    .max_txn_size = KV_CONFIG_DEFAULT_MAX_TXN_SIZE,
-    .max_pending_output = KV_CONFIG_DEFAULT_MAX_PENDING_OUTPUT,
+    .max_txn_ops = self->max_txn_ops,
+    .max_txn_size = self->max_txn_size,
+    .max_pending_output = self->max_pending_output,
   };
 }
