@@ -800,6 +800,10 @@ kv_application_shutdown (GApplication *application)
   if (self->listener != NULL)
     kv_listener_close (self->listener);
   g_clear_object (&self->listener);
+  /* What is ready runs while the server is still there (see the same in
+   * kv-worker.c: libsoup 3.2.3 can leave an idle behind a connection). */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
   g_clear_object (&self->server);
   g_ptr_array_set_size (self->workers, 0);
   g_clear_object (&self->policy);
