@@ -317,7 +317,7 @@ kv_config_class_init (KvConfigClass *klass)
     g_param_spec_uint64 ("max-pending-output", N_("BYTES"),
                          N_("Hold at most BYTES of streamed answers for clients that have not read "
                             "them, all connections together (default: 67108864)"),
-                         65536, G_MAXINT64, 64 * 1024 * 1024, SETTING);
+                         256 * 1024, G_MAXINT64, 64 * 1024 * 1024, SETTING);
   properties[PROP_TOKEN_FILE] =
     g_param_spec_string ("token-file", N_("FILE"),
                          N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "

@@ -177,7 +177,7 @@ slow_get_async (KvStorage *storage, const char *key, GCancellable *cancellable,
 static KvEntry *
 slow_get_finish (KvStorage *storage, GAsyncResult *result, gint64 *expires_at, GError **error)
 {
-  if (g_task_get_source_tag (G_TASK (result)) != slow_get_async)
+  if (!g_async_result_is_tagged (result, slow_get_async))
     return inner_iface->get_finish (storage, result, expires_at, error);
   *expires_at = 0;
   return g_task_propagate_pointer (G_TASK (result), error);
@@ -210,7 +210,7 @@ static KvTxnResult *
 slow_apply_finish (KvStorage *storage, GAsyncResult *result, guint *failed_op, GError **error)
 {
   /* The calls that were not slow are the default's. */
-  if (g_task_get_source_tag (G_TASK (result)) != slow_apply_async)
+  if (!g_async_result_is_tagged (result, slow_apply_async))
     return inner_iface->apply_finish (storage, result, failed_op, error);
   *failed_op = 0;
   return g_task_propagate_pointer (G_TASK (result), error);

@@ -20,6 +20,7 @@ struct _KvTestServer
   KvConfig *config;
   GSocket *socket;              /* (nullable) */
   KvAccessPolicy *policy;
+  KvStats *stats;
   KvWorker *worker;
   guint16 port;
 
@@ -108,7 +109,6 @@ kv_test_server_start_full (KvStorage  *storage,
                            GSocket    *socket,
                            GError    **error)
 {
-  g_autoptr(KvStats) stats = kv_stats_new ();
   KvTestServer *ts;
   KvLimits limits;
 
@@ -128,7 +128,8 @@ kv_test_server_start_full (KvStorage  *storage,
     }
 
   kv_config_get_limits (ts->config, &limits);
-  ts->worker = kv_worker_new (storage, stats, &limits, ts->policy);
+  ts->stats = kv_stats_new ();
+  ts->worker = kv_worker_new (storage, ts->stats, &limits, ts->policy);
 
   ts->context = g_main_context_new ();
   ts->loop = g_main_loop_new (ts->context, FALSE);
@@ -170,6 +171,7 @@ kv_test_server_free (KvTestServer *ts)
   if (ts->worker != NULL)
     g_assert_finalize_object (g_steal_pointer (&ts->worker));
   g_clear_object (&ts->policy);
+  g_clear_object (&ts->stats);
   g_clear_object (&ts->socket);
   g_object_unref (ts->config);
   g_object_unref (ts->storage);
@@ -212,6 +214,12 @@ KvListener *
 kv_test_server_get_listener (KvTestServer *ts)
 {
   return ts->listener;
+}
+
+KvStats *
+kv_test_server_get_stats (KvTestServer *ts)
+{
+  return ts->stats;
 }
 
 KvWorker *

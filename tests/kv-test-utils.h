@@ -27,6 +27,7 @@ KvTestServer *kv_test_server_start_full (KvStorage   *storage,
 void          kv_test_server_stop      (KvTestServer *server);
 KvListener   *kv_test_server_get_listener (KvTestServer *server);
 KvWorker     *kv_test_server_get_worker (KvTestServer *server);
+KvStats      *kv_test_server_get_stats (KvTestServer *server);
 guint16       kv_test_server_get_port  (KvTestServer *server);
 char         *kv_test_server_uri       (KvTestServer *server,
                                         const char   *path);

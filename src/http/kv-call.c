@@ -2,9 +2,11 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * A handler that asks the store pauses its message and answers in the
- * store's callback, so that a store answering over the network never
- * holds up the other connections of its thread. The call's cancellable
+ * A handler that asks the store answers in the store's callback, and
+ * pauses its message only if the callback has not run by the time the
+ * call returns (the in-memory store answers within the call), so that a
+ * store answering over the network never holds up the other connections
+ * of its thread, and the one in memory costs no pause. The call's cancellable
  * is cancelled when the client goes away meanwhile (the connection
  * watches for it when a call takes long, and closes the connection), or
  * when the connection is taken from libsoup: the answer then goes
@@ -18,6 +20,9 @@
 
 struct _KvCall
 {
+  gint ref_count;               /* the handler's, and the store's until it answers */
+  gboolean answered;
+  gboolean paused;
   KvServer *server;             /* (owned) */
   SoupServerMessage *msg;       /* (owned) */
   GCancellable *cancellable;    /* (owned) */
@@ -27,10 +32,31 @@ struct _KvCall
   gboolean abandoned;           /* libsoup is done with the message */
 };
 
+static void
+kv_call_free (KvCall *self)
+{
+  if (self->notify != NULL)
+    self->notify (self->data);
+  g_object_unref (self->cancellable);
+  g_object_unref (self->msg);
+  g_object_unref (self->server);
+  g_free (self);
+}
+
+static void
+kv_call_unref (KvCall *self)
+{
+  if (--self->ref_count == 0)
+    kv_call_free (self);
+}
+
 /**
  * kv_call_begin:
  * @server: the server
- * @msg: the request, which is paused until kv_call_end()
+ * @msg: the request
+ *
+ * To be followed by the call to the store, whose callback ends with
+ * kv_call_end(), then by kv_call_dispatched(), whichever comes first.
  *
  * Returns: (transfer full): the call
  */
@@ -41,6 +67,7 @@ kv_call_begin (KvServer          *server,
   KvCall *self = g_new0 (KvCall, 1);
   KvConnection *connection = kv_connection_from_message (msg);
 
+  self->ref_count = 2;
   self->server = g_object_ref (server);
   self->msg = g_object_ref (msg);
   self->cancellable = g_cancellable_new ();
@@ -49,10 +76,27 @@ kv_call_begin (KvServer          *server,
       self->connection = g_object_ref (connection);
       kv_connection_call_started (connection, self->cancellable);
     }
-  soup_server_message_pause (msg);
   kv_server_add_call (server, msg, self);
 
   return self;
+}
+
+/**
+ * kv_call_dispatched:
+ * @self: (transfer full): a #KvCall whose call to the store was made
+ *
+ * Pauses the message if the store has not answered yet: the in-memory
+ * store answers within the call, and then nothing waits.
+ */
+void
+kv_call_dispatched (KvCall *self)
+{
+  if (!self->answered)
+    {
+      self->paused = TRUE;
+      soup_server_message_pause (self->msg);
+    }
+  kv_call_unref (self);
 }
 
 /* The message's connection went, or the server: nothing to answer, and
@@ -112,28 +156,24 @@ kv_call_get_data (KvCall *self)
  * kv_call_end:
  * @self: (transfer full): a #KvCall
  *
- * Sends the answer the handler set on the message, and frees the call.
+ * Sends the answer the handler set on the message.
  */
 void
 kv_call_end (KvCall *self)
 {
+  self->answered = TRUE;
   if (self->connection != NULL)
     {
       kv_connection_call_done (self->connection);
-      g_object_unref (self->connection);
+      g_clear_object (&self->connection);
     }
+
   /* Cancelled: the connection was taken from libsoup, or is gone. */
-  if (!self->abandoned && !g_cancellable_is_cancelled (self->cancellable))
+  if (!self->abandoned)
     {
       kv_server_remove_call (self->server, self->msg);
-      soup_server_message_unpause (self->msg);
+      if (self->paused && !g_cancellable_is_cancelled (self->cancellable))
+        soup_server_message_unpause (self->msg);
     }
-  else if (!self->abandoned)
-    kv_server_remove_call (self->server, self->msg);
-  if (self->notify != NULL)
-    self->notify (self->data);
-  g_object_unref (self->cancellable);
-  g_object_unref (self->msg);
-  g_object_unref (self->server);
-  g_free (self);
+  kv_call_unref (self);
 }

@@ -19,6 +19,7 @@ void               kv_call_set_data        (KvCall            *self,
                                             gpointer           data,
                                             GDestroyNotify     notify);
 gpointer           kv_call_get_data        (KvCall            *self);
+void               kv_call_dispatched      (KvCall            *self);
 void               kv_call_end             (KvCall            *self);
 
 G_END_DECLS

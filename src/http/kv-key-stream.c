@@ -7,9 +7,11 @@
  * store for a few keys at a time (about 64 KiB of them), hands libsoup one
  * chunk of them, and asks for the next only once libsoup has written it to
  * the socket: a connection holds one chunk at most. What all connections
- * hold together is capped by max-pending-output, reserved chunk by chunk
- * in the shared KvStats; a listing that cannot have its first chunk gets
- * 503, one that cannot have a later one waits for others to drain.
+ * may hold together is capped by max-pending-output: each listing reserves
+ * room for its one chunk in the shared KvStats when it begins, and keeps
+ * it to its end, so that a listing under way never waits for others (a
+ * client reading one listing while it holds others unread would wait for
+ * ever); a listing for which there is no room is 503.
  */
 #include "config.h"
 
@@ -21,8 +23,6 @@
 
 /* What one chunk holds at most, give or take a key. */
 #define CHUNK_BYTES (64 * 1024)
-/* How soon a listing over the cap tries again. */
-#define RETRY_MS 50
 
 typedef struct
 {
@@ -38,9 +38,9 @@ typedef struct
   gboolean gone;                /* the message is finished, answered or not */
   gboolean asking;              /* a call to the store is under way */
   guint n_keys;
-  GString *chunk;               /* (owned) (nullable) waiting for room */
-  gsize held;                   /* reserved for the chunk libsoup has */
-  GSource *retry;               /* (owned) (nullable) */
+  GString *chunk;               /* (owned) (nullable) being handed over */
+  gsize reserved;               /* room held in the shared KvStats */
+  GSource *next;               /* (owned) (nullable) asking for the next chunk */
   gulong wrote_chunk_id;
   gulong finished_id;
 } KeyStream;
@@ -52,12 +52,12 @@ key_stream_free (KeyStream *self)
 {
   KvStats *stats = kv_server_get_stats (self->server);
 
-  if (self->held > 0)
-    kv_stats_release_output (stats, self->held);
-  if (self->retry != NULL)
+  if (self->reserved > 0)
+    kv_stats_release_output (stats, self->reserved);
+  if (self->next != NULL)
     {
-      g_source_destroy (self->retry);
-      g_source_unref (self->retry);
+      g_source_destroy (self->next);
+      g_source_unref (self->next);
     }
   g_clear_signal_handler (&self->wrote_chunk_id, self->msg);
   g_clear_signal_handler (&self->finished_id, self->msg);
@@ -105,43 +105,12 @@ append_json_string (GString    *out,
   g_string_append_c (out, '"');
 }
 
-static void offer (KeyStream *self);
-
-static gboolean
-on_retry (gpointer data)
-{
-  KeyStream *self = data;
-
-  g_clear_pointer (&self->retry, g_source_unref);
-  offer (self);
-  return G_SOURCE_REMOVE;
-}
-
-/* Hands the waiting chunk to libsoup, once the cap leaves room for it. */
+/* Hands the chunk to libsoup. */
 static void
 offer (KeyStream *self)
 {
-  KvStats *stats = kv_server_get_stats (self->server);
-  guint64 max = kv_server_get_limits (self->server)->max_pending_output;
   SoupMessageBody *body = soup_server_message_get_response_body (self->msg);
   gsize len = self->chunk->len;
-
-  if (!kv_stats_reserve_output (stats, len, max))
-    {
-      if (!self->started)
-        {
-          /* No room to begin: a plain refusal rather than a wait. */
-          soup_message_headers_replace (soup_server_message_get_response_headers (self->msg),
-                                        "Retry-After", "1");
-          kv_response_error (self->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server busy");
-          soup_server_message_unpause (self->msg);
-          return;
-        }
-      self->retry = g_timeout_source_new (RETRY_MS);
-      g_source_set_callback (self->retry, on_retry, self, NULL);
-      g_source_attach (self->retry, g_main_context_get_thread_default ());
-      return;
-    }
 
   if (!self->started)
     {
@@ -156,12 +125,21 @@ offer (KeyStream *self)
       soup_message_body_set_accumulate (body, FALSE);
     }
 
-  self->held += len;
   soup_message_body_append_take (body, (guchar *) g_string_free (g_steal_pointer (&self->chunk),
                                                                  FALSE), len);
   if (self->done)
     soup_message_body_complete (body);
   soup_server_message_unpause (self->msg);
+}
+
+static gboolean
+on_next (gpointer data)
+{
+  KeyStream *self = data;
+
+  g_clear_pointer (&self->next, g_source_unref);
+  ask (self);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -170,11 +148,14 @@ on_wrote_chunk (SoupServerMessage *msg,
 {
   KeyStream *self = data;
 
-  /* libsoup wrote everything it had: give it back, and get more. */
-  kv_stats_release_output (kv_server_get_stats (self->server), self->held);
-  self->held = 0;
-  if (!self->done && !self->asking)
-    ask (self);
+  /* libsoup wrote everything it had: get more once it has paused for
+   * want of it (the store may answer within the call). */
+  if (!self->done && !self->asking && self->next == NULL)
+    {
+      self->next = g_idle_source_new ();
+      g_source_set_callback (self->next, on_next, self, NULL);
+      g_source_attach (self->next, g_main_context_get_thread_default ());
+    }
 }
 
 static void
@@ -257,7 +238,7 @@ static void
 ask (KeyStream *self)
 {
   guint max_key = MAX (kv_server_get_limits (self->server)->max_key_size, 16);
-  guint n = MIN (self->remaining, MAX (CHUNK_BYTES / max_key, 16));
+  guint n = MIN (self->remaining, MAX (CHUNK_BYTES / max_key, 1));
 
   self->asking = TRUE;
   kv_storage_list_async (kv_server_get_storage (self->server), self->prefix, self->last, n,
@@ -283,8 +264,23 @@ kv_key_stream_start (KvServer          *server,
                      guint              limit,
                      gboolean           json)
 {
-  KeyStream *self = g_new0 (KeyStream, 1);
+  const KvLimits *limits = kv_server_get_limits (server);
+  /* One chunk: its keys (JSON doubles a quote or a backslash) and its
+   * frame. */
+  gsize room = 2 * (CHUNK_BYTES + limits->max_key_size) + 256;
+  KeyStream *self;
 
+  if (!kv_stats_reserve_output (kv_server_get_stats (server), room,
+                                limits->max_pending_output))
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", "1");
+      kv_response_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server busy");
+      return;
+    }
+
+  self = g_new0 (KeyStream, 1);
+  self->reserved = room;
   self->server = g_object_ref (server);
   self->msg = g_object_ref (msg);
   self->cancellable = g_cancellable_new ();

@@ -62,4 +62,5 @@ kv_resource_clear (KvServer          *server,
   call = kv_call_begin (server, msg);
   kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
                           on_cleared, call);
+  kv_call_dispatched (call);
 }

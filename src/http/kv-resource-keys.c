@@ -144,6 +144,7 @@ delete_prefix (KvServer          *server,
   kv_call_set_data (call, keys, g_free);
   kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
                           on_deleted, call);
+  kv_call_dispatched (call);
 }
 
 static void
@@ -226,6 +227,7 @@ kv_resource_keys (KvServer          *server,
       kv_call_set_data (call, keys_call, g_free);
       kv_storage_list_async (kv_server_get_storage (server), prefix, after, 1,
                              kv_call_get_cancellable (call), on_listed, call);
+      kv_call_dispatched (call);
       return;
     }
 

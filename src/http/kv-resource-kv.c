@@ -144,6 +144,7 @@ handle_get (KvServer          *server,
   call = kv_call_begin (server, msg);
   kv_storage_get_async (kv_server_get_storage (server), key, kv_call_get_cancellable (call),
                         on_got, call);
+  kv_call_dispatched (call);
 }
 
 /* A put or a delete: a transaction of one operation. */
@@ -189,6 +190,7 @@ apply_one (KvServer          *server,
 
   kv_storage_apply_async (kv_server_get_storage (server), txn, kv_call_get_cancellable (call),
                           on_applied, call);
+  kv_call_dispatched (call);
 }
 
 static void

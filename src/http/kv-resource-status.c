@@ -116,6 +116,7 @@ ask_info (KvServer          *server,
   kv_call_set_data (call, (gpointer) answer, NULL);
   kv_storage_info_async (kv_server_get_storage (server), kv_call_get_cancellable (call),
                          on_info, call);
+  kv_call_dispatched (call);
 }
 
 /**

@@ -176,8 +176,9 @@ kv_stats_get_open_connections (KvStats *self)
  * @bytes: the size of a piece of an answer about to be held
  * @max: the most all servers sharing @self may hold
  *
- * Streamed answers (listings) hold one piece at a time per connection;
- * this caps what they hold together, however many clients do not read.
+ * Streamed answers (listings) hold one piece at a time per connection,
+ * and reserve room for it while they last; this caps what they hold
+ * together, however many clients do not read.
  * Safe to call from any thread.
  *
  * Returns: %TRUE if @bytes may be held, to be given back with
@@ -192,7 +193,7 @@ kv_stats_reserve_output (KvStats *self,
 
   g_return_val_if_fail (KV_IS_STATS (self), FALSE);
 
-  /* Once per piece of 64 KiB or so, not per request: a lock is cheap. */
+  /* Once per streamed answer, not per request: a lock is cheap. */
   g_mutex_lock (&self->output_lock);
   ok = self->pending_output + bytes <= max;
   if (ok)

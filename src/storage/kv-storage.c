@@ -4,14 +4,17 @@
  */
 #include "config.h"
 
+#include "kv-result.h"
 #include "kv-storage.h"
 
 G_DEFINE_QUARK (kv-storage-error-quark, kv_storage_error)
 
 G_DEFINE_INTERFACE (KvStorage, kv_storage, G_TYPE_OBJECT)
 
-/* ---- Default asynchronous calls: the synchronous ones, completed in the
- * caller's main context ---- */
+/* ---- Default asynchronous calls: the synchronous ones, whose answer the
+ * callback gets at once, in the call (KvResult), for a store that never
+ * waits. Callers are written for a callback that runs either in the call
+ * or later. ---- */
 
 typedef struct
 {
@@ -29,25 +32,35 @@ get_result_free (gpointer data)
 }
 
 static void
+complete (KvStorage           *self,
+          KvResult            *result,
+          GAsyncReadyCallback  callback)
+{
+  if (callback != NULL)
+    callback (G_OBJECT (self), G_ASYNC_RESULT (result), g_async_result_get_user_data (G_ASYNC_RESULT (result)));
+  g_object_unref (result);
+}
+
+static void
 default_get_async (KvStorage           *self,
                    const char          *key,
                    GCancellable        *cancellable,
                    GAsyncReadyCallback  callback,
                    gpointer             user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  g_autoptr(GError) error = NULL;
-  GetResult *result = g_new0 (GetResult, 1);
+  KvResult *result = kv_result_new (self, default_get_async, user_data);
+  GError *error = NULL;
+  GetResult *got = g_new0 (GetResult, 1);
 
-  g_task_set_source_tag (task, default_get_async);
-  result->entry = KV_STORAGE_GET_IFACE (self)->get (self, key, &result->expires_at, &error);
-  if (result->entry == NULL)
+  got->entry = KV_STORAGE_GET_IFACE (self)->get (self, key, &got->expires_at, &error);
+  if (got->entry == NULL)
     {
-      get_result_free (result);
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
+      get_result_free (got);
+      kv_result_set_error (result, error);
     }
-  g_task_return_pointer (task, result, get_result_free);
+  else
+    kv_result_set_pointer (result, got, get_result_free);
+  complete (self, result, callback);
 }
 
 static KvEntry *
@@ -56,7 +69,7 @@ default_get_finish (KvStorage     *self,
                     gint64        *expires_at,
                     GError       **error)
 {
-  GetResult *got = g_task_propagate_pointer (G_TASK (result), error);
+  GetResult *got = kv_result_propagate_pointer (KV_RESULT (result), error);
   KvEntry *entry;
 
   if (got == NULL)
@@ -74,20 +87,20 @@ default_apply_async (KvStorage           *self,
                      GAsyncReadyCallback  callback,
                      gpointer             user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  g_autoptr(GError) error = NULL;
-  KvTxnResult *result;
+  KvResult *result = kv_result_new (self, default_apply_async, user_data);
+  GError *error = NULL;
+  KvTxnResult *applied;
   guint failed_op = 0;
 
-  g_task_set_source_tag (task, default_apply_async);
-  result = KV_STORAGE_GET_IFACE (self)->apply (self, txn, &failed_op, &error);
-  if (result == NULL)
+  applied = KV_STORAGE_GET_IFACE (self)->apply (self, txn, &failed_op, &error);
+  if (applied == NULL)
     {
-      g_task_set_task_data (task, GUINT_TO_POINTER (failed_op), NULL);
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
+      kv_result_set_index (result, failed_op);
+      kv_result_set_error (result, error);
     }
-  g_task_return_pointer (task, result, (GDestroyNotify) kv_txn_result_unref);
+  else
+    kv_result_set_pointer (result, applied, (GDestroyNotify) kv_txn_result_unref);
+  complete (self, result, callback);
 }
 
 static KvTxnResult *
@@ -96,8 +109,8 @@ default_apply_finish (KvStorage     *self,
                       guint         *failed_op,
                       GError       **error)
 {
-  *failed_op = GPOINTER_TO_UINT (g_task_get_task_data (G_TASK (result)));
-  return g_task_propagate_pointer (G_TASK (result), error);
+  *failed_op = kv_result_get_index (KV_RESULT (result));
+  return kv_result_propagate_pointer (KV_RESULT (result), error);
 }
 
 typedef struct
@@ -124,12 +137,12 @@ default_list_async (KvStorage           *self,
                     GAsyncReadyCallback  callback,
                     gpointer             user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  ListResult *result = g_new0 (ListResult, 1);
+  KvResult *result = kv_result_new (self, default_list_async, user_data);
+  ListResult *listed = g_new0 (ListResult, 1);
 
-  g_task_set_source_tag (task, default_list_async);
-  result->keys = KV_STORAGE_GET_IFACE (self)->list (self, prefix, after, limit, &result->more);
-  g_task_return_pointer (task, result, list_result_free);
+  listed->keys = KV_STORAGE_GET_IFACE (self)->list (self, prefix, after, limit, &listed->more);
+  kv_result_set_pointer (result, listed, list_result_free);
+  complete (self, result, callback);
 }
 
 static GPtrArray *
@@ -138,7 +151,7 @@ default_list_finish (KvStorage     *self,
                      gboolean      *more,
                      GError       **error)
 {
-  ListResult *listed = g_task_propagate_pointer (G_TASK (result), error);
+  ListResult *listed = kv_result_propagate_pointer (KV_RESULT (result), error);
   GPtrArray *keys;
 
   if (listed == NULL)
@@ -155,12 +168,12 @@ default_info_async (KvStorage           *self,
                     GAsyncReadyCallback  callback,
                     gpointer             user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  KvResult *result = kv_result_new (self, default_info_async, user_data);
   KvStorageInfo *info = g_new0 (KvStorageInfo, 1);
 
-  g_task_set_source_tag (task, default_info_async);
   KV_STORAGE_GET_IFACE (self)->get_info (self, info);
-  g_task_return_pointer (task, info, g_free);
+  kv_result_set_pointer (result, info, g_free);
+  complete (self, result, callback);
 }
 
 static gboolean
@@ -169,7 +182,7 @@ default_info_finish (KvStorage      *self,
                      KvStorageInfo  *info,
                      GError        **error)
 {
-  g_autofree KvStorageInfo *got = g_task_propagate_pointer (G_TASK (result), error);
+  g_autofree KvStorageInfo *got = kv_result_propagate_pointer (KV_RESULT (result), error);
 
   if (got == NULL)
     return FALSE;
@@ -494,7 +507,8 @@ kv_storage_unsubscribe (KvStorage *self,
  * @self: a #KvStorage
  * @key: the key to look up; copied
  * @cancellable: (nullable): cancel when the answer is no longer wanted
- * @callback: called in the caller's thread-default main context
+ * @callback: called in the caller's thread-default main context, maybe
+ *   before this returns
  * @user_data: data for @callback
  *
  * As kv_storage_get(), completing later.
@@ -542,7 +556,8 @@ kv_storage_get_finish (KvStorage     *self,
  * @txn: the operations; referenced until done
  * @cancellable: (nullable): cancel when the answer is no longer wanted;
  *   a transaction already sent may still apply
- * @callback: called in the caller's thread-default main context
+ * @callback: called in the caller's thread-default main context, maybe
+ *   before this returns
  * @user_data: data for @callback
  *
  * As kv_storage_apply(), completing later.
@@ -591,7 +606,8 @@ kv_storage_apply_finish (KvStorage     *self,
  * @after: (nullable): likewise
  * @limit: likewise
  * @cancellable: (nullable): cancel when the answer is no longer wanted
- * @callback: called in the caller's thread-default main context
+ * @callback: called in the caller's thread-default main context, maybe
+ *   before this returns
  * @user_data: data for @callback
  *
  * As kv_storage_list(), completing later.
@@ -639,7 +655,8 @@ kv_storage_list_finish (KvStorage     *self,
  * kv_storage_info_async:
  * @self: a #KvStorage
  * @cancellable: (nullable): cancel when the answer is no longer wanted
- * @callback: called in the caller's thread-default main context
+ * @callback: called in the caller's thread-default main context, maybe
+ *   before this returns
  * @user_data: data for @callback
  *
  * As kv_storage_get_info(), completing later.

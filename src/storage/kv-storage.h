@@ -73,8 +73,9 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
  *
  * Implementations must be safe to call from any thread. A store that
  * answers over the network implements the asynchronous calls; the
- * defaults run the synchronous ones and complete in the caller's main
- * context, with no thread hop.
+ * defaults run the synchronous ones and call the callback at once, in
+ * the call: a caller must expect its callback either then or later, in
+ * its thread-default main context.
  */
 struct _KvStorageInterface
 {
