@@ -70,12 +70,13 @@ kv_call_begin (KvServer          *server,
   self->ref_count = 2;
   self->server = g_object_ref (server);
   self->msg = g_object_ref (msg);
-  self->cancellable = g_cancellable_new ();
   if (connection != NULL)
     {
       self->connection = g_object_ref (connection);
-      kv_connection_call_started (connection, self->cancellable);
+      self->cancellable = kv_connection_call_started (connection);
     }
+  else
+    self->cancellable = g_cancellable_new ();
   kv_server_add_call (server, msg, self);
 
   return self;

@@ -60,6 +60,7 @@ struct _KvConnection
   /* A call to the store while the request is paused, and the watch for
    * the client going away meanwhile, set up once the call takes long. */
   GCancellable *call;           /* (owned) (nullable) */
+  GCancellable *spare;          /* (owned) (nullable) for the next call */
   gint64 call_since;
   GSource *hangup_watch;        /* (owned) (nullable) */
 
@@ -92,6 +93,10 @@ clear_call (KvConnection *self)
       g_source_destroy (self->hangup_watch);
       g_clear_pointer (&self->hangup_watch, g_source_unref);
     }
+  /* One cancellable serves call after call, until one is cancelled: an
+   * object made and finalized per request costs GLib's global locks. */
+  if (self->call != NULL && self->spare == NULL && !g_cancellable_is_cancelled (self->call))
+    self->spare = g_steal_pointer (&self->call);
   g_clear_object (&self->call);
 }
 
@@ -101,6 +106,7 @@ kv_connection_finalize (GObject *object)
   KvConnection *self = KV_CONNECTION (object);
 
   clear_call (self);
+  g_clear_object (&self->spare);
   end_idle (self);
   if (self->refusal != NULL)
     {
@@ -614,20 +620,23 @@ kv_connection_check_deadline (KvConnection *self,
 /**
  * kv_connection_call_started:
  * @self: a #KvConnection
- * @cancellable: to cancel if the client goes away before the answer
  *
  * The request being answered waits for the store.
+ *
+ * Returns: (transfer full): cancelled if the client goes away before the
+ *   answer, or the connection is taken from libsoup
  */
-void
-kv_connection_call_started (KvConnection *self,
-                            GCancellable *cancellable)
+GCancellable *
+kv_connection_call_started (KvConnection *self)
 {
-  g_return_if_fail (KV_IS_CONNECTION (self));
+  g_return_val_if_fail (KV_IS_CONNECTION (self), NULL);
 
   clear_call (self);
-  self->call = g_object_ref (cancellable);
+  self->call = self->spare != NULL ? g_steal_pointer (&self->spare) : g_cancellable_new ();
   self->call_since = g_get_monotonic_time ();
   kv_transport_watch_deadline (self->transport);
+
+  return g_object_ref (self->call);
 }
 
 /**

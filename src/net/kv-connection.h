@@ -37,8 +37,7 @@ void              kv_connection_headers_accepted   (KvConnection      *self,
                                                     guint64            max_body);
 void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
-void              kv_connection_call_started       (KvConnection      *self,
-                                                    GCancellable      *cancellable);
+GCancellable     *kv_connection_call_started       (KvConnection      *self);
 void              kv_connection_call_done          (KvConnection      *self);
 void              kv_connection_refuse             (KvConnection      *self,
                                                     SoupServerMessage *msg,
