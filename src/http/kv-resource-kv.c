@@ -23,16 +23,6 @@ reply_storage_error (KvServer          *server,
   kv_response_error (msg, kv_response_status_for_error (error), error->message);
 }
 
-/* RFC 3339, UTC, with milliseconds. */
-static char *
-format_timestamp (gint64 usec)
-{
-  g_autoptr(GDateTime) time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
-  g_autofree char *seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
-
-  return g_strdup_printf ("%s.%03dZ", seconds, (int) (usec % G_USEC_PER_SEC / 1000));
-}
-
 static void
 answer_get (KvServer          *server,
             SoupServerMessage *msg,
@@ -83,7 +73,7 @@ answer_get (KvServer          *server,
   kv_response_set_etag (headers, kv_entry_get_revision (entry));
   if (expires_at != 0)
     {
-      g_autofree char *stamp = format_timestamp (expires_at);
+      g_autofree char *stamp = kv_response_format_timestamp (expires_at);
       soup_message_headers_replace (headers, "KV-Expires-At", stamp);
     }
 

@@ -403,16 +403,6 @@ parse_body (KvServer   *server,
   return g_steal_pointer (&txn);
 }
 
-/* RFC 3339, UTC, with milliseconds. */
-static char *
-format_timestamp (gint64 usec)
-{
-  g_autoptr(GDateTime) time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
-  g_autofree char *seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
-
-  return g_strdup_printf ("%s.%03dZ", seconds, (int) (usec % G_USEC_PER_SEC / 1000));
-}
-
 static void
 add_entry (JsonBuilder      *builder,
            const KvOpResult *result)
@@ -467,7 +457,7 @@ add_result (JsonBuilder      *builder,
         }
       if (result->expires_at != 0)
         {
-          g_autofree char *stamp = format_timestamp (result->expires_at);
+          g_autofree char *stamp = kv_response_format_timestamp (result->expires_at);
 
           json_builder_set_member_name (builder, "expires_at");
           json_builder_add_string_value (builder, stamp);

@@ -256,6 +256,22 @@ kv_response_json (SoupServerMessage *msg,
 }
 
 /**
+ * kv_response_format_timestamp:
+ * @usec: microseconds since the Unix epoch
+ *
+ * Returns: (transfer full): the time in RFC 3339, UTC, with milliseconds,
+ *   as KV-Expires-At and transactions give it
+ */
+char *
+kv_response_format_timestamp (gint64 usec)
+{
+  g_autoptr(GDateTime) time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
+  g_autofree char *seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
+
+  return g_strdup_printf ("%s.%03dZ", seconds, (int) (usec % G_USEC_PER_SEC / 1000));
+}
+
+/**
  * kv_response_set_etag:
  * @headers: response headers
  * @revision: the revision the answer is about
