@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <json-glib/json-glib.h>
+
 #include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
 #include "kv-test-utils.h"
@@ -273,6 +275,77 @@ value_id (const char *text)
   return thread * N_OPS + seq;
 }
 
+/* One transaction on shared-b and shared-c together: both written with
+ * one value, both read, or both deleted. It goes into both keys'
+ * histories, with the same call and return. */
+static void
+txn_round (Client  *client,
+           GSocket *socket,
+           guint    dice,
+           guint    seq)
+{
+  g_autofree char *value = g_strdup_printf ("t%u-%u", client->id, seq);
+  g_autofree char *body = NULL;
+  g_autofree char *request = NULL;
+  g_autoptr(KvRawResponse) response = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  Op op = { 0, };
+  int seen[2];
+
+  if (dice < 40)
+    {
+      op.kind = OP_PUT;
+      op.value = value_id (value);
+      body = g_strdup_printf ("{\"ops\": [{\"op\": \"put\", \"key\": \"%s\", \"value\": \"%s\"},"
+                              " {\"op\": \"put\", \"key\": \"%s\", \"value\": \"%s\"}]}",
+                              keys[1], value, keys[2], value);
+    }
+  else if (dice < 85)
+    {
+      op.kind = OP_GET;
+      body = g_strdup_printf ("{\"ops\": [{\"op\": \"get\", \"key\": \"%s\"},"
+                              " {\"op\": \"get\", \"key\": \"%s\"}]}", keys[1], keys[2]);
+    }
+  else
+    {
+      op.kind = OP_DELETE;
+      body = g_strdup_printf ("{\"ops\": [{\"op\": \"delete\", \"key\": \"%s\"},"
+                              " {\"op\": \"delete\", \"key\": \"%s\"}]}", keys[1], keys[2]);
+    }
+  request = g_strdup_printf ("POST /txn HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n"
+                             "\r\n%s", strlen (body), body);
+
+  op.call = g_get_monotonic_time ();
+  g_assert_true (kv_raw_send_string (socket, request));
+  response = kv_raw_read_response (socket, FALSE, 10000);
+  op.ret = g_get_monotonic_time ();
+  g_assert_cmpuint (response->status, ==, 200);
+
+  json_parser_load_from_data (parser, g_bytes_get_data (response->body, NULL),
+                              g_bytes_get_size (response->body), &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 2; i++)
+    {
+      JsonObject *result =
+        json_array_get_object_element (json_object_get_array_member (
+          json_node_get_object (json_parser_get_root (parser)), "results"), i);
+
+      seen[i] = op.kind != OP_GET ? op.value
+              : json_object_get_boolean_member (result, "found")
+              ? value_id (json_object_get_string_member (result, "value")) : ABSENT;
+    }
+
+  if (op.kind == OP_GET)
+    {
+      /* Never the half of a transaction. */
+      g_assert_cmpint (seen[0], ==, seen[1]);
+      op.value = seen[0];
+    }
+  g_array_append_val (client->history[1], op);
+  g_array_append_val (client->history[2], op);
+}
+
 static gpointer
 client_thread (gpointer data)
 {
@@ -288,6 +361,14 @@ client_thread (gpointer data)
       g_autofree char *value = NULL;
       g_autoptr(KvRawResponse) response = NULL;
       Op op = { 0, };
+
+      /* shared-a takes single-key requests; shared-b and shared-c are
+       * only ever written together, by transactions, and read together. */
+      if (key > 0)
+        {
+          txn_round (client, socket, dice, seq);
+          continue;
+        }
 
       if (dice < 40)
         {
@@ -346,8 +427,9 @@ test_linearizable (void)
   Client clients[N_THREADS];
   GThread *threads[N_THREADS];
 
-  g_test_summary ("16 clients doing PUT, GET and DELETE over HTTP on three shared keys: each "
-                  "key's history is linearizable");
+  g_test_summary ("16 clients on three shared keys, one by PUT, GET and DELETE, two only "
+                  "together by transactions: each key's history is linearizable, and no "
+                  "transaction is ever seen in part");
 
   for (guint i = 0; i < N_THREADS; i++)
     {
