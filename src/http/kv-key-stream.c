@@ -90,21 +90,6 @@ on_finished (SoupServerMessage *msg,
   maybe_free (self);
 }
 
-static void
-append_json_string (GString    *out,
-                    const char *text)
-{
-  g_string_append_c (out, '"');
-  for (const char *p = text; *p != '\0'; p++)
-    {
-      /* Keys hold no control characters. */
-      if (*p == '"' || *p == '\\')
-        g_string_append_c (out, '\\');
-      g_string_append_c (out, *p);
-    }
-  g_string_append_c (out, '"');
-}
-
 /* Hands the chunk to libsoup. */
 static void
 offer (KeyStream *self)
@@ -203,7 +188,7 @@ on_keys (GObject      *source,
         {
           if (self->n_keys > 0)
             g_string_append_c (self->chunk, ',');
-          append_json_string (self->chunk, key);
+          kv_response_append_json_string (self->chunk, key, strlen (key));
         }
       else
         {
@@ -225,7 +210,7 @@ on_keys (GObject      *source,
       g_string_append (self->chunk, "],\"next\":");
       /* More keys than the page: the next page starts after the last. */
       if (more && self->n_keys > 0)
-        append_json_string (self->chunk, self->last);
+        kv_response_append_json_string (self->chunk, self->last, strlen (self->last));
       else
         g_string_append (self->chunk, "null");
       g_string_append (self->chunk, "}\n");

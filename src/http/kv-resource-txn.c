@@ -40,14 +40,17 @@ problem (Problem    *p,
   return FALSE;
 }
 
-/* Nesting outside strings, before json-glib recurses into it. */
+/* Nesting outside strings, before json-glib recurses into it; and the
+ * members, one per colon outside strings, to tell duplicates after. */
 static gboolean
-check_depth (const char *data,
-             gsize       len)
+scan (const char *data,
+      gsize       len,
+      guint64    *members)
 {
   gboolean in_string = FALSE;
   guint depth = 0;
 
+  *members = 0;
   for (gsize i = 0; i < len; i++)
     {
       char c = data[i];
@@ -61,6 +64,8 @@ check_depth (const char *data,
         }
       else if (c == '"')
         in_string = TRUE;
+      else if (c == ':')
+        (*members)++;
       else if (c == '[' || c == '{')
         {
           if (++depth > MAX_DEPTH)
@@ -73,17 +78,8 @@ check_depth (const char *data,
   return TRUE;
 }
 
-/* json-glib keeps the last of duplicate members: count the members as
- * they are parsed, and compare with what the objects hold. */
-static void
-on_object_member (JsonParser *parser,
-                  JsonObject *object,
-                  const char *name,
-                  gpointer    data)
-{
-  (*(guint64 *) data)++;
-}
-
+/* json-glib keeps the last of duplicate members: what the objects hold
+ * falls short of what the text has. */
 static guint64
 count_members (JsonNode *node)
 {
@@ -371,10 +367,9 @@ parse_body (KvServer   *server,
   JsonArray *array;
   guint n_ops;
 
-  if (len == 0 || !check_depth (data, len))
+  if (len == 0 || !scan (data, len, &members))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid JSON", -1), NULL;
 
-  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &members);
   if (!json_parser_load_from_data (parser, data, len, NULL) ||
       json_parser_has_assignment (parser, NULL))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid JSON", -1), NULL;
@@ -403,9 +398,11 @@ parse_body (KvServer   *server,
   return g_steal_pointer (&txn);
 }
 
+/* The answer is written straight into text: a JsonBuilder tree of a
+ * thousand results costs more than applying them. */
 static void
-add_entry (JsonBuilder      *builder,
-           const KvOpResult *result)
+append_entry (GString          *out,
+              const KvOpResult *result)
 {
   gsize len;
   gconstpointer value = kv_entry_peek_value (result->entry, &len);
@@ -413,64 +410,54 @@ add_entry (JsonBuilder      *builder,
 
   if (kv_entry_get_is_utf8 (result->entry))
     {
-      g_autofree char *text = g_strndup (value, len);
-
-      json_builder_set_member_name (builder, "value");
-      json_builder_add_string_value (builder, text);
+      g_string_append (out, ",\"value\":");
+      kv_response_append_json_string (out, value, len);
     }
   else
     {
       g_autofree char *text = g_base64_encode (value, len);
 
-      json_builder_set_member_name (builder, "value_base64");
-      json_builder_add_string_value (builder, text);
+      g_string_append_printf (out, ",\"value_base64\":\"%s\"", text);
     }
   if (content_type != NULL)
     {
-      json_builder_set_member_name (builder, "content_type");
-      json_builder_add_string_value (builder, content_type);
+      g_string_append (out, ",\"content_type\":");
+      kv_response_append_json_string (out, content_type, strlen (content_type));
     }
 }
 
 static void
-add_result (JsonBuilder      *builder,
-            const KvOpResult *result)
+append_result (GString          *out,
+               const KvOpResult *result)
 {
   static const char * const names[] = { "get", "put", "delete", "delete_prefix", "clear" };
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "op");
-  json_builder_add_string_value (builder, names[result->kind]);
+  g_string_append_printf (out, "{\"op\":\"%s\"", names[result->kind]);
   switch (result->kind)
     {
     case KV_OP_GET:
-      json_builder_set_member_name (builder, "found");
-      json_builder_add_boolean_value (builder, result->entry != NULL);
+      g_string_append (out, result->entry != NULL ? ",\"found\":true" : ",\"found\":false");
       if (result->entry != NULL)
-        add_entry (builder, result);
+        append_entry (out, result);
       G_GNUC_FALLTHROUGH;
     case KV_OP_PUT:
       if (result->entry != NULL)
-        {
-          json_builder_set_member_name (builder, "revision");
-          json_builder_add_int_value (builder, kv_entry_get_revision (result->entry));
-        }
+        g_string_append_printf (out, ",\"revision\":%" G_GUINT64_FORMAT,
+                                kv_entry_get_revision (result->entry));
       if (result->expires_at != 0)
         {
           g_autofree char *stamp = kv_response_format_timestamp (result->expires_at);
 
-          json_builder_set_member_name (builder, "expires_at");
-          json_builder_add_string_value (builder, stamp);
+          g_string_append_printf (out, ",\"expires_at\":\"%s\"", stamp);
         }
       break;
     case KV_OP_DELETE:
     case KV_OP_DELETE_PREFIX:
     case KV_OP_CLEAR:
-      json_builder_set_member_name (builder, "deleted");
-      json_builder_add_int_value (builder, result->n_deleted);
+      g_string_append_printf (out, ",\"deleted\":%" G_GUINT64_FORMAT, result->n_deleted);
       break;
     }
-  json_builder_end_object (builder);
+  g_string_append_c (out, '}');
 }
 
 static void
@@ -503,7 +490,7 @@ on_applied (GObject      *source,
   SoupServerMessage *msg = kv_call_get_message (call);
   g_autoptr(KvTxnResult) result = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(GString) out = NULL;
   guint failed = 0;
 
   result = kv_storage_apply_finish (KV_STORAGE (source), res, &failed, &error);
@@ -521,18 +508,18 @@ on_applied (GObject      *source,
     }
   count_ops (kv_server_get_stats (server), result);
 
-  builder = json_builder_new ();
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "revision");
-  json_builder_add_int_value (builder, kv_txn_result_get_revision (result));
-  json_builder_set_member_name (builder, "results");
-  json_builder_begin_array (builder);
+  out = g_string_sized_new (64 * kv_txn_result_get_n_results (result) + 64);
+  g_string_append_printf (out, "{\"revision\":%" G_GUINT64_FORMAT ",\"results\":[",
+                          kv_txn_result_get_revision (result));
   for (guint i = 0; i < kv_txn_result_get_n_results (result); i++)
-    add_result (builder, kv_txn_result_get (result, i));
-  json_builder_end_array (builder);
-  json_builder_end_object (builder);
+    {
+      if (i > 0)
+        g_string_append_c (out, ',');
+      append_result (out, kv_txn_result_get (result, i));
+    }
+  g_string_append (out, "]}\n");
 
-  kv_response_json (msg, builder);
+  kv_response_text (msg, KV_JSON, g_string_free (g_steal_pointer (&out), FALSE));
   kv_call_end (call);
 }
 

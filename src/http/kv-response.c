@@ -256,6 +256,38 @@ kv_response_json (SoupServerMessage *msg,
 }
 
 /**
+ * kv_response_append_json_string:
+ * @out: where to write
+ * @text: UTF-8 text
+ * @len: its length in bytes
+ *
+ * Appends @text as a JSON string, quotes included: for answers too large
+ * or too frequent to go through a JsonBuilder tree.
+ */
+void
+kv_response_append_json_string (GString    *out,
+                                const char *text,
+                                gsize       len)
+{
+  g_string_append_c (out, '"');
+  for (gsize i = 0; i < len; i++)
+    {
+      guchar c = text[i];
+
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, c);
+        }
+      else if (c < 0x20 || c == 0x7f)
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_c (out, c);
+    }
+  g_string_append_c (out, '"');
+}
+
+/**
  * kv_response_format_timestamp:
  * @usec: microseconds since the Unix epoch
  *

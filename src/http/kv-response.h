@@ -31,6 +31,9 @@ void      kv_response_text             (SoupServerMessage  *msg,
 void      kv_response_json             (SoupServerMessage  *msg,
                                         JsonBuilder        *builder);
 char     *kv_response_format_timestamp (gint64              usec);
+void      kv_response_append_json_string (GString          *out,
+                                          const char       *text,
+                                          gsize             len);
 void      kv_response_set_etag         (SoupMessageHeaders *headers,
                                         guint64             revision);
 GBytes   *kv_response_build_refusal    (guint               status,
