@@ -205,6 +205,18 @@ test_streamed_whole (Fixture       *fixture,
     g_assert_cmpstr (json_object_get_string_member (object, "next"), ==, last);
   }
 
+  /* A HEAD gets a GET's headers, and holds nothing. */
+  {
+    g_autoptr(GSocket) head = kv_raw_connect (port);
+    g_autoptr(KvRawResponse) r = NULL;
+
+    kv_raw_send_string (head, "HEAD /keys?limit=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    r = kv_raw_read_response (head, TRUE, 5000);
+    g_assert_cmpuint (r->status, ==, 200);
+    g_assert_cmpstr (kv_raw_response_header (r, "transfer-encoding"), ==, "chunked");
+    g_assert_cmpstr (kv_raw_response_header (r, "content-type"), ==, "text/plain; charset=utf-8");
+  }
+
   deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
   while (kv_stats_get_pending_output (stats) > 0 && g_get_monotonic_time () < deadline)
     g_usleep (1000);

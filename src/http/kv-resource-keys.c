@@ -46,47 +46,6 @@ typedef struct
   gboolean json;
 } KeysCall;
 
-/* One key a line, or {"keys": […], "next": K or null}. */
-static void
-answer_list (SoupServerMessage *msg,
-             GPtrArray         *keys,
-             gboolean           more,
-             gboolean           json)
-{
-  if (json)
-    {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "keys");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < keys->len; i++)
-        json_builder_add_string_value (builder, g_ptr_array_index (keys, i));
-      json_builder_end_array (builder);
-      json_builder_set_member_name (builder, "next");
-      if (more && keys->len > 0)
-        json_builder_add_string_value (builder, g_ptr_array_index (keys, keys->len - 1));
-      else
-        json_builder_add_null_value (builder);
-      json_builder_end_object (builder);
-
-      kv_response_json (msg, builder);
-    }
-  else
-    {
-      /* Keys hold no control characters, so a newline ends each one. */
-      g_autoptr(GString) body = g_string_new (NULL);
-
-      for (guint i = 0; i < keys->len; i++)
-        {
-          g_string_append (body, g_ptr_array_index (keys, i));
-          g_string_append_c (body, '\n');
-        }
-      kv_response_text (msg, KV_TEXT_PLAIN, g_string_free (g_steal_pointer (&body), FALSE));
-    }
-}
-
-
 static void
 on_deleted (GObject      *source,
             GAsyncResult *res,
@@ -147,26 +106,6 @@ delete_prefix (KvServer          *server,
   kv_call_dispatched (call);
 }
 
-static void
-on_listed (GObject      *source,
-           GAsyncResult *res,
-           gpointer      data)
-{
-  KvCall *call = data;
-  KeysCall *keys_call = kv_call_get_data (call);
-  SoupServerMessage *msg = kv_call_get_message (call);
-  g_autoptr(GPtrArray) keys = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean more = FALSE;
-
-  keys = kv_storage_list_finish (KV_STORAGE (source), res, &more, &error);
-  if (keys == NULL)
-    kv_response_error (msg, kv_response_status_for_error (error), error->message);
-  else
-    answer_list (msg, keys, more, keys_call->json);
-  kv_call_end (call);
-}
-
 /**
  * kv_resource_keys:
  *
@@ -185,8 +124,6 @@ kv_resource_keys (KvServer          *server,
   const char *format = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
   const char *limit_text = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
   const char *method = soup_server_message_get_method (msg);
-  KeysCall *keys_call;
-  KvCall *call;
   gboolean json;
   guint limit;
 
@@ -218,16 +155,15 @@ kv_resource_keys (KvServer          *server,
     }
   json = wants_json (msg, format);
 
-  /* A HEAD has no body to stream: its page is small enough to build. */
+  /* A HEAD gets the headers a GET would: its keys are never read. */
   if (method == SOUP_METHOD_HEAD)
     {
-      call = kv_call_begin (server, msg);
-      keys_call = g_new0 (KeysCall, 1);
-      keys_call->json = json;
-      kv_call_set_data (call, keys_call, g_free);
-      kv_storage_list_async (kv_server_get_storage (server), prefix, after, 1,
-                             kv_call_get_cancellable (call), on_listed, call);
-      kv_call_dispatched (call);
+      SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+
+      soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+      soup_message_headers_replace (headers, "Content-Type", json ? KV_JSON : KV_TEXT_PLAIN);
+      soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
       return;
     }
 
