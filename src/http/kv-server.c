@@ -688,19 +688,6 @@ kv_server_set_limits (KvServer       *self,
 }
 
 /**
- * kv_server_get_policy:
- *
- * Returns: (transfer none): who may ask
- */
-KvAccessPolicy *
-kv_server_get_policy (KvServer *self)
-{
-  g_return_val_if_fail (KV_IS_SERVER (self), NULL);
-
-  return self->policy;
-}
-
-/**
  * kv_server_set_policy:
  * @self: a #KvServer
  * @policy: the new policy
@@ -774,19 +761,6 @@ kv_server_accept_connection (KvServer  *self,
   kv_stats_add_open_connections (self->stats, 1);
   g_object_weak_ref (G_OBJECT (connection), on_connection_gone, g_object_ref (self->stats));
   return kv_connection_serve (connection, self->soup, error);
-}
-
-/**
- * kv_server_get_n_connections:
- *
- * Returns: how many connections this server is serving
- */
-guint
-kv_server_get_n_connections (KvServer *self)
-{
-  g_return_val_if_fail (KV_IS_SERVER (self), 0);
-
-  return kv_transport_get_n_connections (self->transport);
 }
 
 /**

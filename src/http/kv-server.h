@@ -25,14 +25,12 @@ KvStats        *kv_server_get_stats         (KvServer       *self);
 const KvLimits *kv_server_get_limits        (KvServer       *self);
 void            kv_server_set_limits        (KvServer       *self,
                                              const KvLimits *limits);
-KvAccessPolicy *kv_server_get_policy        (KvServer       *self);
 void            kv_server_set_policy        (KvServer       *self,
                                              KvAccessPolicy *policy);
 SoupServer     *kv_server_get_soup_server   (KvServer       *self);
 gboolean        kv_server_accept_connection (KvServer       *self,
                                              GSocket        *socket,
                                              GError        **error);
-guint           kv_server_get_n_connections (KvServer       *self);
 void            kv_server_stop_async        (KvServer            *self,
                                              GCancellable        *cancellable,
                                              GAsyncReadyCallback  callback,

@@ -160,19 +160,6 @@ kv_transport_add (KvTransport  *self,
 }
 
 /**
- * kv_transport_get_n_connections:
- *
- * Returns: how many connections libsoup is serving through @self
- */
-guint
-kv_transport_get_n_connections (KvTransport *self)
-{
-  g_return_val_if_fail (KV_IS_TRANSPORT (self), 0);
-
-  return self->connections.length;
-}
-
-/**
  * kv_transport_close_idle:
  * @self: a #KvTransport
  *

@@ -56,7 +56,6 @@ void          kv_transport_set_limits      (KvTransport             *self,
 KvConnection *kv_transport_add             (KvTransport             *self,
                                             GSocket                 *socket,
                                             GError                 **error);
-guint         kv_transport_get_n_connections (KvTransport           *self);
 void          kv_transport_close_idle      (KvTransport             *self);
 void          kv_transport_flush_async     (KvTransport             *self,
                                             GCancellable            *cancellable,

@@ -112,25 +112,3 @@ kv_change_get_entry (const KvChange *self)
   return self->entry;
 }
 
-/**
- * kv_change_kind_to_string:
- *
- * Returns: "put", "delete", "expire" or "clear"
- */
-const char *
-kv_change_kind_to_string (KvChangeKind kind)
-{
-  switch (kind)
-    {
-    case KV_CHANGE_PUT:
-      return "put";
-    case KV_CHANGE_DELETE:
-      return "delete";
-    case KV_CHANGE_EXPIRE:
-      return "expire";
-    case KV_CHANGE_CLEAR:
-      return "clear";
-    default:
-      g_return_val_if_reached (NULL);
-    }
-}

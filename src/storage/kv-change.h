@@ -39,7 +39,6 @@ KvChangeKind  kv_change_get_kind     (const KvChange *self);
 guint64       kv_change_get_revision (const KvChange *self);
 const char   *kv_change_get_key      (const KvChange *self);
 KvEntry      *kv_change_get_entry    (const KvChange *self);
-const char   *kv_change_kind_to_string (KvChangeKind  kind);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvChange, kv_change_unref)
 
