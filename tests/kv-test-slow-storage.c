@@ -216,6 +216,12 @@ slow_apply_finish (KvStorage *storage, GAsyncResult *result, guint *failed_op, G
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+static KvDump *
+slow_dump (KvStorage *self)
+{
+  return kv_storage_dump (INNER (self));
+}
+
 static void
 kv_test_slow_storage_iface_init (KvStorageInterface *iface)
 {
@@ -230,6 +236,7 @@ kv_test_slow_storage_iface_init (KvStorageInterface *iface)
   iface->get_info = slow_get_info;
   iface->subscribe = slow_subscribe;
   iface->unsubscribe = slow_unsubscribe;
+  iface->dump = slow_dump;
   iface->get_async = slow_get_async;
   iface->get_finish = slow_get_finish;
   iface->apply_async = slow_apply_async;

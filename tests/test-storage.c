@@ -624,6 +624,71 @@ test_async (Fixture       *fixture,
 #define FEED_WRITERS 4
 #define FEED_WRITES 2000
 
+static void
+assert_dump_key (KvDump     *dump,
+                 guint       index,
+                 gint64     *expires_at,
+                 const char *key)
+{
+  g_autofree char *found = kv_entry_dup_key (kv_dump_peek_entry (dump, index, expires_at));
+
+  g_assert_cmpstr (found, ==, key);
+}
+
+static void
+test_dump (Fixture       *fixture,
+           gconstpointer  user_data)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("v", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvDump) dump = NULL;
+  g_autoptr(KvDump) async_dump = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  KvSetOptions ttl = { "text/plain", KV_TTL_SET, 60 * G_USEC_PER_SEC, NULL };
+  KvSetOptions gone = { NULL, KV_TTL_SET, 1, NULL };
+  const char *keys[] = { "b", "a", "c/1", "c" };
+  gint64 expires_at;
+  KvStorageInfo info;
+
+  g_test_summary ("A dump holds every live entry in key order with its expiry on the wall "
+                  "clock, at the store's revision, and stays as it was while writes go on");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    kv_entry_unref (kv_storage_set (fixture->storage, keys[i], bytes,
+                                    i == 1 ? &ttl : NULL, &error));
+  g_assert_no_error (error);
+  /* Expired by the time the dump is taken: not in it. */
+  kv_entry_unref (kv_storage_set (fixture->storage, "d", bytes, &gone, &error));
+  g_assert_no_error (error);
+  g_usleep (1000);
+
+  dump = kv_storage_dump (fixture->storage);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (kv_dump_get_revision (dump), ==, info.revision);
+  g_assert_cmpuint (kv_dump_get_n_entries (dump), ==, 4);
+  assert_dump_key (dump, 0, &expires_at, "a");
+  g_assert_cmpint (expires_at, >, g_get_real_time () + 50 * G_USEC_PER_SEC);
+  g_assert_cmpint (expires_at, <=, g_get_real_time () + 60 * G_USEC_PER_SEC);
+  g_assert_cmpstr (kv_entry_get_content_type (kv_dump_peek_entry (dump, 0, NULL)), ==,
+                   "text/plain");
+  assert_dump_key (dump, 1, &expires_at, "b");
+  g_assert_cmpint (expires_at, ==, 0);
+  assert_dump_key (dump, 2, NULL, "c");
+  assert_dump_key (dump, 3, NULL, "c/1");
+
+  /* Later writes do not show through. */
+  g_assert_true (kv_storage_delete (fixture->storage, "a", NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_dump_get_n_entries (dump), ==, 4);
+  assert_dump_key (dump, 0, NULL, "a");
+
+  kv_storage_dump_async (fixture->storage, NULL, on_async_done, &result);
+  async_dump = kv_storage_dump_finish (fixture->storage, wait_result (&result), &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kv_dump_get_n_entries (async_dump), ==, 3);
+  g_assert_cmpuint (kv_dump_get_revision (async_dump), ==, kv_dump_get_revision (dump) + 1);
+}
+
 typedef struct
 {
   KvStorage *storage;
@@ -826,6 +891,7 @@ main (int   argc,
       ADD ("delete-prefix-and-clear", test_delete_prefix_and_clear);
       ADD ("change-feed", test_change_feed);
       ADD ("async", test_async);
+      ADD ("dump", test_dump);
 #undef ADD
     }
 

@@ -33,6 +33,8 @@ kv_response_status_for_error (const GError *error)
           return SOUP_STATUS_BAD_REQUEST;
         case KV_STORAGE_ERROR_PRECONDITION_FAILED:
           return SOUP_STATUS_PRECONDITION_FAILED;
+        case KV_STORAGE_ERROR_INSUFFICIENT_STORAGE:
+          return SOUP_STATUS_INSUFFICIENT_STORAGE;
         }
     }
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))

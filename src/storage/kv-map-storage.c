@@ -665,6 +665,40 @@ sweeper_thread (gpointer data)
   return NULL;
 }
 
+/* Deadlines are monotonic inside the store; a dump, like the log, keeps
+ * them on the wall clock, which is what survives a restart. */
+static gint64
+wall_deadline (gint64 deadline,
+               gint64 now,
+               gint64 wall_now)
+{
+  return deadline == 0 ? 0 : wall_now + (deadline - now);
+}
+
+static KvDump *
+kv_map_storage_dump (KvStorage *storage)
+{
+  KvMapStorage *self = KV_MAP_STORAGE (storage);
+  g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
+  KvDump *dump = kv_dump_new (g_hash_table_size (self->entries));
+  gint64 now = g_get_monotonic_time ();
+  gint64 wall_now = g_get_real_time ();
+  KvIndexIter iter;
+  KvEntry *entry;
+
+  kv_index_iter_init_after (&iter, self->index, "", 0, TRUE);
+  while ((entry = kv_index_iter_next (&iter)) != NULL)
+    {
+      gint64 deadline = deadline_locked (self, entry);
+
+      if (deadline == 0 || deadline > now)
+        kv_dump_add (dump, entry, wall_deadline (deadline, now, wall_now));
+    }
+  kv_dump_set_revision (dump, self->revision);
+
+  return dump;
+}
+
 static void
 kv_map_storage_iface_init (KvStorageInterface *iface)
 {
@@ -675,6 +709,7 @@ kv_map_storage_iface_init (KvStorageInterface *iface)
   iface->get_info = kv_map_storage_get_info;
   iface->subscribe = kv_map_storage_subscribe;
   iface->unsubscribe = kv_map_storage_unsubscribe;
+  iface->dump = kv_map_storage_dump;
 }
 
 static void

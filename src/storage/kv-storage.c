@@ -191,6 +191,27 @@ default_info_finish (KvStorage      *self,
 }
 
 static void
+default_dump_async (KvStorage           *self,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  KvResult *result = kv_result_new (self, default_dump_async, user_data);
+
+  kv_result_set_pointer (result, KV_STORAGE_GET_IFACE (self)->dump (self),
+                         (GDestroyNotify) kv_dump_unref);
+  complete (self, result, callback);
+}
+
+static KvDump *
+default_dump_finish (KvStorage     *self,
+                     GAsyncResult  *result,
+                     GError       **error)
+{
+  return kv_result_propagate_pointer (KV_RESULT (result), error);
+}
+
+static void
 kv_storage_default_init (KvStorageInterface *iface)
 {
   iface->get_async = default_get_async;
@@ -201,6 +222,8 @@ kv_storage_default_init (KvStorageInterface *iface)
   iface->list_finish = default_list_finish;
   iface->info_async = default_info_async;
   iface->info_finish = default_info_finish;
+  iface->dump_async = default_dump_async;
+  iface->dump_finish = default_dump_finish;
 }
 
 /**
@@ -691,4 +714,60 @@ kv_storage_info_finish (KvStorage      *self,
   g_return_val_if_fail (info != NULL, FALSE);
 
   return KV_STORAGE_GET_IFACE (self)->info_finish (self, result, info, error);
+}
+
+/**
+ * kv_storage_dump:
+ * @self: a #KvStorage
+ *
+ * Takes every live entry, in key order, with its expiry, as of one
+ * revision: what a snapshot or an export writes out, consistent while
+ * writes go on.
+ *
+ * Returns: (transfer full): the entries
+ */
+KvDump *
+kv_storage_dump (KvStorage *self)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->dump (self);
+}
+
+/**
+ * kv_storage_dump_async:
+ * @self: a #KvStorage
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the dump
+ * @user_data: data for @callback
+ *
+ * As kv_storage_dump(), completing later.
+ */
+void
+kv_storage_dump_async (KvStorage           *self,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+
+  KV_STORAGE_GET_IFACE (self)->dump_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * kv_storage_dump_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the dump, or %NULL with @error set
+ */
+KvDump *
+kv_storage_dump_finish (KvStorage     *self,
+                        GAsyncResult  *result,
+                        GError       **error)
+{
+  g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
+
+  return KV_STORAGE_GET_IFACE (self)->dump_finish (self, result, error);
 }

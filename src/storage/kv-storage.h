@@ -8,6 +8,7 @@
 
 #include "storage/kv-change-hub.h"
 #include "storage/kv-condition.h"
+#include "storage/kv-dump.h"
 #include "storage/kv-entry.h"
 #include "storage/kv-txn.h"
 
@@ -21,6 +22,8 @@ G_BEGIN_DECLS
  * @KV_STORAGE_ERROR_INVALID_ARGUMENT: a key or value the store cannot hold
  * @KV_STORAGE_ERROR_PRECONDITION_FAILED: a #KvCondition did not hold; nothing
  *   was changed
+ * @KV_STORAGE_ERROR_INSUFFICIENT_STORAGE: the change could not be made
+ *   durable (a full disk, an I/O error); nothing was changed
  *
  * Errors from #KvStorage operations.
  */
@@ -29,6 +32,7 @@ typedef enum
   KV_STORAGE_ERROR_NOT_FOUND,
   KV_STORAGE_ERROR_INVALID_ARGUMENT,
   KV_STORAGE_ERROR_PRECONDITION_FAILED,
+  KV_STORAGE_ERROR_INSUFFICIENT_STORAGE,
 } KvStorageError;
 
 GQuark kv_storage_error_quark (void);
@@ -70,6 +74,9 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
  * @list_finish: the result of @list_async
  * @info_async: as @get_info, completing later
  * @info_finish: the result of @info_async
+ * @dump: every live entry, as of one revision
+ * @dump_async: as @dump, completing later
+ * @dump_finish: the result of @dump_async
  *
  * Implementations must be safe to call from any thread. A store that
  * answers over the network implements the asynchronous calls; the
@@ -142,6 +149,14 @@ struct _KvStorageInterface
   gboolean     (*info_finish)  (KvStorage           *self,
                                 GAsyncResult        *result,
                                 KvStorageInfo       *info,
+                                GError             **error);
+  KvDump      *(*dump)         (KvStorage           *self);
+  void         (*dump_async)   (KvStorage           *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+  KvDump      *(*dump_finish)  (KvStorage           *self,
+                                GAsyncResult        *result,
                                 GError             **error);
 };
 
@@ -222,6 +237,14 @@ void         kv_storage_info_async   (KvStorage           *self,
 gboolean     kv_storage_info_finish  (KvStorage           *self,
                                       GAsyncResult        *result,
                                       KvStorageInfo       *info,
+                                      GError             **error);
+KvDump      *kv_storage_dump         (KvStorage           *self);
+void         kv_storage_dump_async   (KvStorage           *self,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+KvDump      *kv_storage_dump_finish  (KvStorage           *self,
+                                      GAsyncResult        *result,
                                       GError             **error);
 
 G_END_DECLS
