@@ -685,7 +685,23 @@ kv_application_startup (GApplication *application)
   G_APPLICATION_CLASS (kv_application_parent_class)->startup (application);
 
   kv_config_get_limits (self->config, &limits);
-  self->storage = KV_STORAGE (kv_map_storage_new ());
+  if (kv_config_get_data_dir (self->config) != NULL)
+    {
+      /* Loaded before listening: the first request sees the whole store. */
+      KvMapStorage *storage = kv_map_storage_open (kv_config_get_data_dir (self->config),
+                                                   kv_config_get_fsync (self->config),
+                                                   kv_config_get_snapshot_log_size (self->config),
+                                                   &error);
+
+      if (storage == NULL)
+        {
+          fail (self, NULL, error);
+          return;
+        }
+      self->storage = KV_STORAGE (storage);
+    }
+  else
+    self->storage = KV_STORAGE (kv_map_storage_new ());
   self->policy = kv_access_policy_new (kv_config_get_token_file (self->config),
                                        kv_config_get_allow_origin (self->config), &error);
   if (self->policy == NULL)

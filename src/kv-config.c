@@ -40,6 +40,9 @@ struct _KvConfig
   guint64 max_pending_output;
   char *token_file;
   char **allow_origin;
+  char *data_dir;
+  KvFsyncMode fsync;
+  guint64 snapshot_log_size;
 };
 
 enum {
@@ -62,6 +65,10 @@ enum {
   PROP_MAX_PENDING_OUTPUT,
   PROP_TOKEN_FILE,
   PROP_ALLOW_ORIGIN,
+  PROP_DATA_DIR,
+  PROP_WORKING_DIR,
+  PROP_FSYNC,
+  PROP_SNAPSHOT_LOG_SIZE,
   N_PROPS
 };
 
@@ -81,6 +88,7 @@ kv_config_finalize (GObject *object)
   g_free (self->unix_socket);
   g_free (self->token_file);
   g_strfreev (self->allow_origin);
+  g_free (self->data_dir);
 
   G_OBJECT_CLASS (kv_config_parent_class)->finalize (object);
 }
@@ -118,6 +126,16 @@ kv_config_get_property (GObject    *object,
       break;
     case PROP_THREADS:
       g_value_set_uint (value, self->threads);
+      break;
+    case PROP_DATA_DIR:
+    case PROP_WORKING_DIR:
+      g_value_set_string (value, self->data_dir);
+      break;
+    case PROP_FSYNC:
+      g_value_set_enum (value, self->fsync);
+      break;
+    case PROP_SNAPSHOT_LOG_SIZE:
+      g_value_set_uint64 (value, self->snapshot_log_size);
       break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, self->max_connections);
@@ -190,6 +208,17 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_THREADS:
       self->threads = g_value_get_uint (value);
+      break;
+    case PROP_DATA_DIR:
+    case PROP_WORKING_DIR:
+      g_free (self->data_dir);
+      self->data_dir = g_value_dup_string (value);
+      break;
+    case PROP_FSYNC:
+      self->fsync = g_value_get_enum (value);
+      break;
+    case PROP_SNAPSHOT_LOG_SIZE:
+      self->snapshot_log_size = g_value_get_uint64 (value);
       break;
     case PROP_MAX_CONNECTIONS:
       self->max_connections = g_value_get_uint (value);
@@ -330,6 +359,27 @@ kv_config_class_init (KvConfigClass *klass)
                            "(repeatable; default: none, requests with an Origin are refused)"),
                         G_TYPE_STRV, SETTING);
 
+  /* Durability: where the store lives, and when its log reaches the disk. */
+  properties[PROP_DATA_DIR] =
+    g_param_spec_string ("data-dir", N_("DIR"),
+                         N_("Keep the store in DIR (a log and snapshots), created if missing; "
+                            "without it, the store is in memory only"),
+                         NULL, RESTART_SETTING);
+  properties[PROP_WORKING_DIR] =
+    g_param_spec_string ("working-dir", N_("DIR"),
+                         N_("Another name for --data-dir"),
+                         NULL, RESTART_SETTING);
+  properties[PROP_FSYNC] =
+    g_param_spec_enum ("fsync", N_("WHEN"),
+                       N_("Sync the log to disk “always” (before answering a write), "
+                          "“everysec” or “no” (default: everysec)"),
+                       KV_TYPE_FSYNC_MODE, KV_FSYNC_EVERYSEC, RESTART_SETTING);
+  properties[PROP_SNAPSHOT_LOG_SIZE] =
+    g_param_spec_uint64 ("snapshot-log-size", N_("BYTES"),
+                         N_("Write a snapshot once the log is larger than BYTES and than twice "
+                            "the live data (default: 67108864)"),
+                         4096, G_MAXINT64, 64 * 1024 * 1024, RESTART_SETTING);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -413,6 +463,28 @@ parse_value (GParamSpec  *pspec,
     case G_TYPE_STRING:
       g_value_set_string (value, text);
       return TRUE;
+
+    case G_TYPE_ENUM:
+      {
+        g_autoptr(GEnumClass) klass = g_type_class_ref (pspec->value_type);
+        GEnumValue *found = g_enum_get_value_by_nick (klass, text);
+
+        if (found == NULL)
+          {
+            g_autoptr(GString) nicks = g_string_new (NULL);
+
+            for (guint i = 0; i < klass->n_values; i++)
+              g_string_append_printf (nicks, "%s%s", i > 0 ? ", " : "",
+                                      klass->values[i].value_nick);
+            g_set_error (error, KV_CONFIG_ERROR, KV_CONFIG_ERROR_INVALID_VALUE,
+                         _("invalid value “%s” for %s: must be one of %s"),
+                         text, g_param_spec_get_name (pspec), nicks->str);
+            g_value_unset (value);
+            return FALSE;
+          }
+        g_value_set_enum (value, found->value);
+        return TRUE;
+      }
 
     case G_TYPE_BOOLEAN:
       if (g_strcmp0 (text, "true") == 0)
@@ -892,6 +964,14 @@ kv_config_dup_value_text (KvConfig   *self,
       return g_strdup (string != NULL && *string != '\0' ? string : "none");
     }
 
+  if (G_VALUE_HOLDS_ENUM (&value))
+    {
+      g_autoptr(GEnumClass) klass = g_type_class_ref (pspec->value_type);
+      GEnumValue *found = g_enum_get_value (klass, g_value_get_enum (&value));
+
+      return g_strdup (found != NULL ? found->value_nick : "none");
+    }
+
   g_value_init (&text, G_TYPE_STRING);
   g_value_transform (&value, &text);
   return g_value_dup_string (&text);
@@ -1074,6 +1154,36 @@ kv_config_get_allow_origin (KvConfig *self)
 {
   g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
   return (const char * const *) self->allow_origin;
+}
+
+/**
+ * kv_config_get_data_dir:
+ * @self: a #KvConfig
+ *
+ * Returns: (nullable): where the store lives, or %NULL if in memory only
+ */
+const char *
+kv_config_get_data_dir (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), NULL);
+
+  return self->data_dir != NULL && *self->data_dir != '\0' ? self->data_dir : NULL;
+}
+
+KvFsyncMode
+kv_config_get_fsync (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), KV_FSYNC_EVERYSEC);
+
+  return self->fsync;
+}
+
+guint64
+kv_config_get_snapshot_log_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+
+  return self->snapshot_log_size;
 }
 
 /**

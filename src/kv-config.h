@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "http/kv-limits.h"
+#include "storage/kv-log.h"
 
 G_BEGIN_DECLS
 
@@ -70,6 +71,9 @@ guint         kv_config_get_request_timeout (KvConfig *self);
 guint         kv_config_get_idle_timeout    (KvConfig *self);
 const char   *kv_config_get_token_file      (KvConfig *self);
 const char * const *kv_config_get_allow_origin (KvConfig *self);
+const char   *kv_config_get_data_dir        (KvConfig *self);
+KvFsyncMode   kv_config_get_fsync           (KvConfig *self);
+guint64       kv_config_get_snapshot_log_size (KvConfig *self);
 void          kv_config_get_limits          (KvConfig      *self,
                                              KvLimits      *limits);
 

@@ -370,12 +370,13 @@ test_changes (Fixture       *fixture,
 static void
 test_needs_restart (void)
 {
-  const char *restart[] = { "address", "port", "port-file", "unix-socket", "threads" };
+  const char *restart[] = { "address", "port", "port-file", "unix-socket", "threads", "data-dir",
+                            "working-dir", "fsync", "snapshot-log-size" };
   g_autoptr(GTypeClass) type_class = g_type_class_ref (KV_TYPE_CONFIG);
   g_autofree GParamSpec **pspecs = NULL;
   guint n_properties;
 
-  g_test_summary ("What the sockets and threads are made from needs a restart to change; "
+  g_test_summary ("What the sockets, threads and store are made from needs a restart to change; "
                   "every other setting a reload applies");
 
   pspecs = g_object_class_list_properties (G_OBJECT_CLASS (type_class), &n_properties);

@@ -18,14 +18,25 @@
  * treat an entry past its deadline as absent at once; a sweeper thread
  * reclaims expired entries a small batch per write-lock hold, so writers
  * never wait long behind it.
+ *
+ * Opened on a data directory, the store is durable: the commit point
+ * appends each commit's changes to the log (KvDataDir, KvLog) before it
+ * is answered, and publishes them only once they are there. A commit the
+ * log refuses (a full disk) is undone, each operation's earlier state put
+ * back, so that a refused write changes nothing. A snapshot thread writes
+ * the entries out, from a dump taken under the read lock, once the log
+ * has outgrown them.
  */
 #include "config.h"
 
 #include <string.h>
 
 #include "storage/kv-entry-private.h"
+#include "kv-data-dir.h"
 #include "kv-index.h"
 #include "kv-map-storage.h"
+#include "kv-record.h"
+#include "kv-result.h"
 
 /* Entries reclaimed per write-lock hold, and how often the sweeper looks. */
 #define SWEEP_BATCH 64
@@ -48,8 +59,17 @@ struct _KvMapStorage
   GTree *deadlines;      /* (element-type Expiry): the same, by deadline */
   guint64 revision;
   guint64 value_bytes;
+  guint64 key_bytes;
   guint64 expired;
   KvChangeHub *changes;  /* (owned) */
+
+  /* Durability, when opened on a data directory */
+  KvDataDir *data_dir;   /* (nullable) (owned) */
+  KvLog *log;            /* (nullable) (unowned): the data directory's */
+  GByteArray *record;    /* a commit's frame, built under the write lock */
+  gboolean log_failing;  /* to warn once per episode */
+  GThread *snapshotter;
+  gboolean snapshot_requested;  /* under sweeper_lock */
 
   /* The sweeper */
   GThread *sweeper;
@@ -74,6 +94,15 @@ expiry_compare (gconstpointer a,
     return ea->deadline < eb->deadline ? -1 : 1;
   /* Ties are broken by address: every entry is in the tree once. */
   return ea->entry < eb->entry ? -1 : (ea->entry > eb->entry ? 1 : 0);
+}
+
+static gsize
+entry_key_size (const KvEntry *entry)
+{
+  gsize len;
+
+  kv_entry_peek_key (entry, &len);
+  return len;
 }
 
 static gboolean
@@ -148,6 +177,7 @@ remove_full_locked (KvMapStorage *self,
     }
 
   self->value_bytes -= kv_entry_get_value_size (entry);
+  self->key_bytes -= entry_key_size (entry);
   g_hash_table_remove (self->entries, entry);
 }
 
@@ -158,60 +188,104 @@ remove_locked (KvMapStorage *self,
   remove_full_locked (self, entry, NULL);
 }
 
-static void
-publish_locked (KvMapStorage *self,
-                KvChangeKind  kind,
-                guint64       revision,
-                KvEntry      *entry)
+/* Deadlines are monotonic inside the store; the log and dumps keep them on
+ * the wall clock, which is what survives a restart. */
+static gint64
+wall_deadline (gint64 deadline,
+               gint64 now,
+               gint64 wall_now)
 {
-  g_autoptr(KvChange) change = NULL;
-  gsize key_len = 0;
-  const char *key = entry != NULL ? kv_entry_peek_key (entry, &key_len) : NULL;
-
-  /* Nobody listening: no change to make. */
-  if (!kv_change_hub_has_subscribers (self->changes))
-    return;
-
-  change = kv_change_new (kind, revision, key, key_len, kind == KV_CHANGE_PUT ? entry : NULL);
-  kv_change_hub_publish (self->changes, change);
+  return deadline == 0 ? 0 : wall_now + (deadline - now);
 }
 
-/* An expiry is a write of its own: it takes a revision. */
+/* What one operation changed, to put back if the log refuses the commit. */
+typedef struct
+{
+  KvEntry *before;        /* (owned) (nullable): what the key held */
+  gint64 before_deadline;
+  KvEntry *after;         /* (unowned) (nullable): what took its place */
+  /* A clear keeps the whole store it replaced. */
+  GHashTable *entries;
+  KvIndex *index;
+  GHashTable *expiries;
+  GTree *deadlines;
+  guint64 value_bytes;
+  guint64 key_bytes;
+} Undo;
+
+/* One commit under way at the commit point. */
+typedef struct
+{
+  guint64 revision;
+  gint64 now;             /* monotonic */
+  gint64 wall_now;
+  GByteArray *record;     /* (nullable): the frame for the log */
+  gsize record_start;
+  GArray *undo;           /* (element-type Undo) (nullable): with a log only */
+  GPtrArray *published;   /* (element-type KvChange) (nullable): for subscribers */
+} Commit;
+
 static void
-expire_locked (KvMapStorage *self,
-               KvEntry      *entry)
+commit_begin (KvMapStorage *self,
+              Commit       *commit,
+              guint64       revision,
+              gint64        now)
 {
-  g_autoptr(KvEntry) gone = kv_entry_ref (entry);
+  commit->revision = revision;
+  commit->now = now;
+  commit->wall_now = g_get_real_time ();
+  commit->record = NULL;
+  commit->undo = NULL;
+  commit->published = NULL;
 
-  remove_locked (self, entry);
-  self->revision++;
-  self->expired++;
-  publish_locked (self, KV_CHANGE_EXPIRE, self->revision, gone);
-}
-
-/* Returns the live entry for a key, reclaiming it first if it has expired. */
-static KvEntry *
-lookup_live_locked (KvMapStorage *self,
-                    const char   *key,
-                    gsize         key_len,
-                    gint64        now)
-{
-  KvEntry *entry = lookup_locked (self, key, key_len);
-
-  if (entry != NULL && is_expired_locked (self, entry, now))
+  if (self->log != NULL)
     {
-      expire_locked (self, entry);
-      return NULL;
+      commit->record = self->record;
+      g_byte_array_set_size (commit->record, 0);
+      commit->record_start = kv_record_begin (commit->record, KV_RECORD_COMMIT);
+      kv_record_append_varint (commit->record, revision);
+      kv_record_append_varint (commit->record, commit->wall_now);
+      commit->undo = g_array_new (FALSE, TRUE, sizeof (Undo));
     }
+  if (kv_change_hub_has_subscribers (self->changes))
+    commit->published = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_change_unref);
+}
 
-  return entry;
+/* Records one change: in the log's frame, and for subscribers. */
+static void
+commit_add (Commit       *commit,
+            KvChangeKind  kind,
+            KvEntry      *entry,
+            gint64        deadline)
+{
+  if (commit->record != NULL)
+    kv_record_append_change (commit->record, kind, entry,
+                             wall_deadline (deadline, commit->now, commit->wall_now));
+  if (commit->published != NULL)
+    {
+      gsize key_len = 0;
+      const char *key = entry != NULL ? kv_entry_peek_key (entry, &key_len) : NULL;
+
+      g_ptr_array_add (commit->published,
+                       kv_change_new (kind, commit->revision, key, key_len,
+                                      kind == KV_CHANGE_PUT ? entry : NULL));
+    }
 }
 
 static void
-precondition_failed (GError **error)
+commit_add_undo (Commit  *commit,
+                 KvEntry *before,
+                 gint64   before_deadline,
+                 KvEntry *after)
 {
-  g_set_error_literal (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED,
-                       "precondition failed");
+  Undo undo = { 0 };
+
+  if (commit->undo == NULL)
+    return;
+  undo.before = before != NULL ? kv_entry_ref (before) : NULL;
+  undo.before_deadline = before_deadline;
+  undo.after = after;
+  g_array_append_val (commit->undo, undo);
 }
 
 static void
@@ -226,6 +300,188 @@ set_deadline_locked (KvMapStorage *self,
   kv_entry_set_has_ttl (entry, TRUE);
   g_hash_table_insert (self->expiries, entry, expiry);
   g_tree_insert (self->deadlines, expiry, expiry);
+}
+
+static void
+insert_locked (KvMapStorage *self,
+               KvEntry      *entry,
+               gint64        deadline)
+{
+  kv_index_insert (self->index, entry);
+  self->value_bytes += kv_entry_get_value_size (entry);
+  self->key_bytes += entry_key_size (entry);
+  g_hash_table_add (self->entries, kv_entry_ref (entry));
+  kv_entry_set_has_ttl (entry, FALSE);
+  if (deadline != 0)
+    set_deadline_locked (self, entry, deadline);
+}
+
+static void
+free_store (GHashTable *entries,
+            KvIndex    *index,
+            GHashTable *expiries,
+            GTree      *deadlines)
+{
+  g_tree_destroy (deadlines);
+  g_hash_table_unref (expiries);
+  kv_index_free (index);
+  g_hash_table_unref (entries);
+}
+
+/* Ends a commit: once the log has its frame, publishes its changes;
+ * else puts back what it changed and fails. */
+static gboolean
+commit_end (KvMapStorage  *self,
+            Commit        *commit,
+            gboolean       changed,
+            guint64       *lsn,
+            GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  gboolean ok = TRUE;
+
+  *lsn = 0;
+  if (changed && commit->record != NULL)
+    {
+      kv_record_end (commit->record, commit->record_start);
+      ok = kv_log_append (self->log, commit->record->data, commit->record->len, lsn,
+                          &local_error);
+      /* One large commit should not keep its buffer for good. */
+      if (commit->record->len > 1024 * 1024)
+        {
+          g_byte_array_unref (self->record);
+          self->record = g_byte_array_new ();
+        }
+    }
+
+  if (commit->undo != NULL)
+    {
+      for (guint i = commit->undo->len; i-- > 0;)
+        {
+          Undo *undo = &g_array_index (commit->undo, Undo, i);
+
+          if (!ok && undo->entries != NULL)
+            {
+              free_store (self->entries, self->index, self->expiries, self->deadlines);
+              self->entries = undo->entries;
+              self->index = undo->index;
+              self->expiries = undo->expiries;
+              self->deadlines = undo->deadlines;
+              self->value_bytes = undo->value_bytes;
+              self->key_bytes = undo->key_bytes;
+            }
+          else if (undo->entries != NULL)
+            free_store (undo->entries, undo->index, undo->expiries, undo->deadlines);
+          else if (!ok)
+            {
+              if (undo->after != NULL)
+                remove_locked (self, undo->after);
+              if (undo->before != NULL)
+                insert_locked (self, undo->before, undo->before_deadline);
+            }
+          g_clear_pointer (&undo->before, kv_entry_unref);
+        }
+      g_array_unref (commit->undo);
+    }
+
+  if (!ok)
+    {
+      if (!self->log_failing)
+        g_warning ("Refusing writes: %s", local_error->message);
+      self->log_failing = TRUE;
+      g_clear_pointer (&commit->published, g_ptr_array_unref);
+      g_set_error_literal (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INSUFFICIENT_STORAGE,
+                           "insufficient storage");
+      return FALSE;
+    }
+
+  if (changed && self->log_failing)
+    {
+      g_message ("Writes are logged again");
+      self->log_failing = FALSE;
+    }
+  if (commit->published != NULL)
+    {
+      for (guint i = 0; i < commit->published->len; i++)
+        kv_change_hub_publish (self->changes, commit->published->pdata[i]);
+      g_ptr_array_unref (commit->published);
+    }
+
+  return TRUE;
+}
+
+/* Asks the snapshot thread for a snapshot once the log has outgrown the
+ * live data. At the commit point, so that the new log segment starts
+ * exactly after this commit. */
+static void
+maybe_snapshot_locked (KvMapStorage *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->data_dir == NULL ||
+      !kv_data_dir_wants_snapshot (self->data_dir, self->value_bytes + self->key_bytes))
+    return;
+
+  if (!kv_data_dir_begin_snapshot (self->data_dir, self->revision, &error))
+    {
+      g_warning ("Cannot start a snapshot: %s", error->message);
+      return;
+    }
+
+  g_mutex_lock (&self->sweeper_lock);
+  self->snapshot_requested = TRUE;
+  g_cond_broadcast (&self->sweeper_cond);
+  g_mutex_unlock (&self->sweeper_lock);
+}
+
+/* An expiry is a write of its own: it takes a revision. With a log, it
+ * happens only once logged; an expired entry is absent to readers
+ * meanwhile. */
+static gboolean
+expire_locked (KvMapStorage *self,
+               KvEntry      *entry,
+               gint64        now)
+{
+  g_autoptr(KvEntry) gone = kv_entry_ref (entry);
+  Commit commit;
+  guint64 lsn;
+
+  commit_begin (self, &commit, self->revision + 1, now);
+  commit_add_undo (&commit, entry, deadline_locked (self, entry), NULL);
+  remove_locked (self, entry);
+  commit_add (&commit, KV_CHANGE_EXPIRE, gone, 0);
+  if (!commit_end (self, &commit, TRUE, &lsn, NULL))
+    return FALSE;
+
+  self->revision++;
+  self->expired++;
+  maybe_snapshot_locked (self);
+  return TRUE;
+}
+
+/* Returns the live entry for a key, reclaiming it first if it has expired. */
+static KvEntry *
+lookup_live_locked (KvMapStorage *self,
+                    const char   *key,
+                    gsize         key_len,
+                    gint64        now)
+{
+  KvEntry *entry = lookup_locked (self, key, key_len);
+
+  if (entry != NULL && is_expired_locked (self, entry, now))
+    {
+      expire_locked (self, entry, now);
+      return NULL;
+    }
+
+  return entry;
+}
+
+static void
+precondition_failed (GError **error)
+{
+  g_set_error_literal (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_PRECONDITION_FAILED,
+                       "precondition failed");
 }
 
 /* The live keys with @prefix, referenced, in key order. */
@@ -254,16 +510,28 @@ match_prefix_locked (KvMapStorage *self,
   return matches;
 }
 
-/* Applies one operation whose precondition held, at @revision. Returns
- * whether it changed anything. */
+static void
+delete_locked (KvMapStorage *self,
+               Commit       *commit,
+               KvEntry      *entry)
+{
+  g_autoptr(KvEntry) gone = kv_entry_ref (entry);
+
+  commit_add_undo (commit, entry, deadline_locked (self, entry), NULL);
+  remove_locked (self, entry);
+  commit_add (commit, KV_CHANGE_DELETE, gone, 0);
+}
+
+/* Applies one operation whose precondition held. Returns whether it
+ * changed anything. */
 static gboolean
 apply_op_locked (KvMapStorage *self,
+                 Commit       *commit,
                  const KvOp   *op,
                  KvEntry      *built,
-                 KvOpResult   *result,
-                 guint64       revision,
-                 gint64        now)
+                 KvOpResult   *result)
 {
+  gint64 now = commit->now;
   gsize key_len = strlen (op->key);
   KvEntry *present = op->kind == KV_OP_DELETE_PREFIX || op->kind == KV_OP_CLEAR
                      ? NULL : lookup_locked (self, op->key, key_len);
@@ -291,14 +559,17 @@ apply_op_locked (KvMapStorage *self,
         deadline = now + op->ttl;
       else if (op->ttl_mode == KV_TTL_KEEP && current != NULL)
         deadline = deadline_locked (self, current);
+      commit_add_undo (commit, present, present != NULL ? deadline_locked (self, present) : 0,
+                       built);
       /* The new entry takes the old one's place in the ordered index. */
       if (present != NULL)
         remove_full_locked (self, present, built);
       else
         kv_index_insert (self->index, built);
 
-      kv_entry_set_revision (built, revision);
+      kv_entry_set_revision (built, commit->revision);
       self->value_bytes += kv_entry_get_value_size (built);
+      self->key_bytes += key_len;
       g_hash_table_add (self->entries, kv_entry_ref (built));
       if (deadline != 0)
         {
@@ -306,19 +577,14 @@ apply_op_locked (KvMapStorage *self,
           result->expires_at = g_get_real_time () + (deadline - now);
         }
       result->entry = kv_entry_ref (built);
-      publish_locked (self, KV_CHANGE_PUT, revision, built);
+      commit_add (commit, KV_CHANGE_PUT, built, deadline);
       return TRUE;
 
     case KV_OP_DELETE:
       if (current == NULL)
         return FALSE;
-      {
-        g_autoptr(KvEntry) gone = kv_entry_ref (current);
-
-        remove_locked (self, current);
-        result->n_deleted = 1;
-        publish_locked (self, KV_CHANGE_DELETE, revision, gone);
-      }
+      delete_locked (self, commit, current);
+      result->n_deleted = 1;
       return TRUE;
 
     case KV_OP_DELETE_PREFIX:
@@ -326,27 +592,34 @@ apply_op_locked (KvMapStorage *self,
         g_autoptr(GPtrArray) matches = match_prefix_locked (self, op->key, now);
 
         for (guint i = 0; i < matches->len; i++)
-          {
-            KvEntry *gone = g_ptr_array_index (matches, i);
-
-            remove_locked (self, gone);
-            publish_locked (self, KV_CHANGE_DELETE, revision, gone);
-          }
+          delete_locked (self, commit, g_ptr_array_index (matches, i));
         result->n_deleted = matches->len;
         return matches->len > 0;
       }
 
     case KV_OP_CLEAR:
       result->n_deleted = g_hash_table_size (self->entries);
-      g_tree_destroy (self->deadlines);
+      if (commit->undo != NULL)
+        {
+          Undo undo = {
+            .entries = self->entries, .index = self->index, .expiries = self->expiries,
+            .deadlines = self->deadlines, .value_bytes = self->value_bytes,
+            .key_bytes = self->key_bytes,
+          };
+
+          g_array_append_val (commit->undo, undo);
+        }
+      else
+        free_store (self->entries, self->index, self->expiries, self->deadlines);
+      self->entries = g_hash_table_new_full (kv_entry_hash, kv_entry_equal,
+                                             (GDestroyNotify) kv_entry_unref, NULL);
+      self->expiries = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
       self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
-      g_hash_table_remove_all (self->expiries);
-      kv_index_free (self->index);
       self->index = kv_index_new ();
-      g_hash_table_remove_all (self->entries);
       self->value_bytes = 0;
+      self->key_bytes = 0;
       /* One change, even for an empty store: a clear is a write. */
-      publish_locked (self, KV_CHANGE_CLEAR, revision, NULL);
+      commit_add (commit, KV_CHANGE_CLEAR, NULL, 0);
       return TRUE;
 
     default:
@@ -361,20 +634,24 @@ entry_unref0 (gpointer entry)
     kv_entry_unref (entry);
 }
 
+/* The commit point. @lsn is where the commit ends in the log, 0 if it was
+ * not logged. */
 static KvTxnResult *
-kv_map_storage_apply (KvStorage  *storage,
-                      KvTxn      *txn,
-                      guint      *failed_op,
-                      GError    **error)
+commit_txn (KvMapStorage  *self,
+            KvTxn         *txn,
+            guint         *failed_op,
+            guint64       *lsn,
+            GError       **error)
 {
-  KvMapStorage *self = KV_MAP_STORAGE (storage);
   g_autoptr(GRWLockWriterLocker) locker = NULL;
   g_autoptr(GPtrArray) built = NULL;
   g_autoptr(KvTxnResult) result = NULL;
   guint n_ops = kv_txn_get_n_ops (txn);
   gboolean changed = FALSE;
-  guint64 revision;
+  Commit commit;
   gint64 now;
+
+  *lsn = 0;
 
   /* Everything that can fail but a precondition fails here, before the
    * lock: keys are checked and the entries to store are built. */
@@ -417,10 +694,16 @@ kv_map_storage_apply (KvStorage  *storage,
   for (guint i = 0; i < n_ops; i++)
     {
       const KvOp *op = kv_txn_get_op (txn, i);
+      KvEntry *present;
 
       if (kv_condition_is_empty (&op->condition))
         continue;
-      if (!kv_condition_check (&op->condition, lookup_locked (self, op->key, strlen (op->key))))
+      /* An expiry the log refused leaves the entry in place: it is
+       * absent all the same. */
+      present = lookup_locked (self, op->key, strlen (op->key));
+      if (present != NULL && is_expired_locked (self, present, now))
+        present = NULL;
+      if (!kv_condition_check (&op->condition, present))
         {
           *failed_op = i;
           precondition_failed (error);
@@ -429,15 +712,133 @@ kv_map_storage_apply (KvStorage  *storage,
     }
 
   /* Revisions are taken under the lock so that they order the writes. */
-  revision = self->revision + 1;
+  commit_begin (self, &commit, self->revision + 1, now);
   for (guint i = 0; i < n_ops; i++)
-    changed |= apply_op_locked (self, kv_txn_get_op (txn, i), g_ptr_array_index (built, i),
-                                kv_txn_result_get (result, i), revision, now);
+    changed |= apply_op_locked (self, &commit, kv_txn_get_op (txn, i),
+                                g_ptr_array_index (built, i), kv_txn_result_get (result, i));
+  if (!commit_end (self, &commit, changed, lsn, error))
+    return NULL;
+
   if (changed)
-    self->revision = revision;
+    {
+      self->revision = commit.revision;
+      maybe_snapshot_locked (self);
+    }
   kv_txn_result_set_revision (result, self->revision);
 
   return g_steal_pointer (&result);
+}
+
+static KvTxnResult *
+kv_map_storage_apply (KvStorage  *storage,
+                      KvTxn      *txn,
+                      guint      *failed_op,
+                      GError    **error)
+{
+  KvMapStorage *self = KV_MAP_STORAGE (storage);
+  g_autoptr(KvTxnResult) result = NULL;
+  g_autoptr(GError) sync_error = NULL;
+  guint64 lsn;
+
+  result = commit_txn (self, txn, failed_op, &lsn, error);
+  if (result == NULL)
+    return NULL;
+
+  if (lsn != 0 && kv_log_get_mode (self->log) == KV_FSYNC_ALWAYS &&
+      !kv_log_wait_synced (self->log, lsn, &sync_error))
+    {
+      g_set_error_literal (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INSUFFICIENT_STORAGE,
+                           "insufficient storage");
+      return NULL;
+    }
+
+  return g_steal_pointer (&result);
+}
+
+static KvStorageInterface *parent_iface;
+
+static void
+on_synced (const GError *error,
+           gpointer      user_data)
+{
+  GTask *task = user_data;
+
+  /* In the log's sync thread: GTask answers in the caller's context. */
+  if (error != NULL)
+    g_task_return_new_error (task, KV_STORAGE_ERROR, KV_STORAGE_ERROR_INSUFFICIENT_STORAGE,
+                             "insufficient storage");
+  else
+    g_task_return_pointer (task, kv_txn_result_ref (g_task_get_task_data (task)),
+                           (GDestroyNotify) kv_txn_result_unref);
+  g_object_unref (task);
+}
+
+/* With fsync=always, a commit is answered once the log is synced, and the
+ * calling thread serves other requests meanwhile: those commits share the
+ * next fdatasync. */
+static void
+kv_map_storage_apply_async (KvStorage           *storage,
+                            KvTxn               *txn,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  KvMapStorage *self = KV_MAP_STORAGE (storage);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KvTxnResult) result = NULL;
+  KvResult *ready;
+  GTask *task;
+  guint failed_op = 0;
+  guint64 lsn;
+
+  if (self->log == NULL || kv_log_get_mode (self->log) != KV_FSYNC_ALWAYS)
+    {
+      parent_iface->apply_async (storage, txn, cancellable, callback, user_data);
+      return;
+    }
+
+  result = commit_txn (self, txn, &failed_op, &lsn, &error);
+  if (result != NULL && lsn != 0)
+    {
+      task = g_task_new (self, cancellable, callback, user_data);
+      g_task_set_source_tag (task, kv_map_storage_apply_async);
+      g_task_set_task_data (task, g_steal_pointer (&result), (GDestroyNotify) kv_txn_result_unref);
+      kv_log_when_synced (self->log, lsn, on_synced, task);
+      return;
+    }
+
+  /* Refused, or nothing to log: answered at once, as by the default. */
+  ready = kv_result_new (self, kv_map_storage_apply_async, user_data);
+  if (result == NULL)
+    {
+      kv_result_set_index (ready, failed_op);
+      kv_result_set_error (ready, g_steal_pointer (&error));
+    }
+  else
+    kv_result_set_pointer (ready, g_steal_pointer (&result), (GDestroyNotify) kv_txn_result_unref);
+  if (callback != NULL)
+    callback (G_OBJECT (self), G_ASYNC_RESULT (ready), user_data);
+  g_object_unref (ready);
+}
+
+static KvTxnResult *
+kv_map_storage_apply_finish (KvStorage     *storage,
+                             GAsyncResult  *result,
+                             guint         *failed_op,
+                             GError       **error)
+{
+  if (G_IS_TASK (result))
+    {
+      *failed_op = 0;
+      return g_task_propagate_pointer (G_TASK (result), error);
+    }
+  if (g_async_result_is_tagged (result, kv_map_storage_apply_async))
+    {
+      *failed_op = kv_result_get_index (KV_RESULT (result));
+      return kv_result_propagate_pointer (KV_RESULT (result), error);
+    }
+
+  return parent_iface->apply_finish (storage, result, failed_op, error);
 }
 
 static KvEntry *
@@ -595,10 +996,27 @@ kv_map_storage_get_info (KvStorage     *storage,
   KvMapStorage *self = KV_MAP_STORAGE (storage);
   g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
 
+  *info = (KvStorageInfo) { 0 };
   info->keys = g_hash_table_size (self->entries);
   info->value_bytes = self->value_bytes;
   info->revision = self->revision;
   info->expired = self->expired;
+  info->durable = self->data_dir != NULL;
+  if (self->data_dir != NULL)
+    {
+      KvDataDirInfo dir;
+
+      kv_data_dir_get_info (self->data_dir, &dir);
+      info->fsync = kv_log_get_mode (self->log);
+      info->log_bytes = dir.log_bytes;
+      info->snapshot_bytes = dir.snapshot_bytes;
+      info->snapshot_revision = dir.snapshot_revision;
+      info->snapshot_time = dir.snapshot_time;
+      info->snapshots = dir.snapshots;
+      info->fsyncs = dir.fsyncs;
+      info->fsync_usec = dir.fsync_usec;
+      info->fsync_max_usec = dir.fsync_max_usec;
+    }
 }
 
 /**
@@ -633,7 +1051,8 @@ kv_map_storage_expire (KvMapStorage *self,
       if (expiry->deadline > now)
         break;
 
-      expire_locked (self, expiry->entry);
+      if (!expire_locked (self, expiry->entry, now))
+        break;
       n++;
     }
 
@@ -665,16 +1084,6 @@ sweeper_thread (gpointer data)
   return NULL;
 }
 
-/* Deadlines are monotonic inside the store; a dump, like the log, keeps
- * them on the wall clock, which is what survives a restart. */
-static gint64
-wall_deadline (gint64 deadline,
-               gint64 now,
-               gint64 wall_now)
-{
-  return deadline == 0 ? 0 : wall_now + (deadline - now);
-}
-
 static KvDump *
 kv_map_storage_dump (KvStorage *storage)
 {
@@ -702,6 +1111,10 @@ kv_map_storage_dump (KvStorage *storage)
 static void
 kv_map_storage_iface_init (KvStorageInterface *iface)
 {
+  /* The defaults, for what only fsync=always answers later. */
+  parent_iface = g_new (KvStorageInterface, 1);
+  *parent_iface = *iface;
+
   iface->get = kv_map_storage_get;
   iface->apply = kv_map_storage_apply;
   iface->list = kv_map_storage_list;
@@ -710,6 +1123,8 @@ kv_map_storage_iface_init (KvStorageInterface *iface)
   iface->subscribe = kv_map_storage_subscribe;
   iface->unsubscribe = kv_map_storage_unsubscribe;
   iface->dump = kv_map_storage_dump;
+  iface->apply_async = kv_map_storage_apply_async;
+  iface->apply_finish = kv_map_storage_apply_finish;
 }
 
 static void
@@ -722,6 +1137,8 @@ kv_map_storage_finalize (GObject *object)
   g_cond_signal (&self->sweeper_cond);
   g_mutex_unlock (&self->sweeper_lock);
   g_thread_join (self->sweeper);
+  if (self->snapshotter != NULL)
+    g_thread_join (self->snapshotter);
   g_mutex_clear (&self->sweeper_lock);
   g_cond_clear (&self->sweeper_cond);
 
@@ -729,6 +1146,9 @@ kv_map_storage_finalize (GObject *object)
   g_hash_table_unref (self->expiries);
   kv_index_free (self->index);
   g_hash_table_unref (self->entries);
+  /* Last: its log is synced and closed whatever the fsync mode. */
+  g_clear_pointer (&self->data_dir, kv_data_dir_free);
+  g_clear_pointer (&self->record, g_byte_array_unref);
   kv_change_hub_free (self->changes);
   g_rw_lock_clear (&self->lock);
 
@@ -769,4 +1189,168 @@ KvMapStorage *
 kv_map_storage_new (void)
 {
   return g_object_new (KV_TYPE_MAP_STORAGE, NULL);
+}
+
+static gpointer
+snapshot_thread (gpointer data)
+{
+  KvMapStorage *self = data;
+
+  g_mutex_lock (&self->sweeper_lock);
+  while (!self->stopping)
+    {
+      g_autoptr(KvDump) dump = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (!self->snapshot_requested)
+        {
+          g_cond_wait (&self->sweeper_cond, &self->sweeper_lock);
+          continue;
+        }
+      self->snapshot_requested = FALSE;
+      g_mutex_unlock (&self->sweeper_lock);
+
+      /* References under the read lock; the writing, outside it. */
+      dump = kv_map_storage_dump (KV_STORAGE (self));
+      if (!kv_data_dir_write_snapshot (self->data_dir, dump, &error))
+        g_warning ("Cannot write a snapshot: %s", error->message);
+      else
+        g_debug ("Wrote a snapshot of %u entries at revision %" G_GUINT64_FORMAT,
+                 kv_dump_get_n_entries (dump), kv_dump_get_revision (dump));
+
+      g_mutex_lock (&self->sweeper_lock);
+    }
+  g_mutex_unlock (&self->sweeper_lock);
+
+  return NULL;
+}
+
+typedef struct
+{
+  KvMapStorage *self;
+  gint64 now;
+  gint64 wall_now;
+  guint64 dropped;
+} Load;
+
+static void
+clear_locked (KvMapStorage *self)
+{
+  free_store (self->entries, self->index, self->expiries, self->deadlines);
+  self->entries = g_hash_table_new_full (kv_entry_hash, kv_entry_equal,
+                                         (GDestroyNotify) kv_entry_unref, NULL);
+  self->expiries = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  self->deadlines = g_tree_new_full (expiry_compare, NULL, NULL, NULL);
+  self->index = kv_index_new ();
+  self->value_bytes = 0;
+  self->key_bytes = 0;
+}
+
+/* Replays one change read back from the data directory. */
+static void
+load_change (const KvRecordChange *change,
+             gpointer              data)
+{
+  Load *load = data;
+  KvMapStorage *self = load->self;
+  KvEntry *present = change->key != NULL ? lookup_locked (self, change->key, change->key_len)
+                                         : NULL;
+  g_autoptr(KvEntry) entry = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *content_type = NULL;
+
+  switch (change->kind)
+    {
+    case KV_CHANGE_PUT:
+      /* Expired while the daemon was down: as good as deleted. */
+      if (change->expires_at != 0 && change->expires_at <= load->wall_now)
+        {
+          if (present != NULL)
+            remove_locked (self, present);
+          load->dropped++;
+          break;
+        }
+      if (change->content_type_len > 0)
+        content_type = g_strndup (change->content_type, change->content_type_len);
+      entry = kv_entry_new (change->key, change->key_len, change->value, change->value_len,
+                            content_type, change->revision, &error);
+      if (entry == NULL)
+        {
+          g_warning ("Dropping a logged entry: %s", error->message);
+          break;
+        }
+      if (present != NULL)
+        remove_locked (self, present);
+      insert_locked (self, entry, change->expires_at == 0 ? 0 :
+                     load->now + (change->expires_at - load->wall_now));
+      break;
+
+    case KV_CHANGE_DELETE:
+    case KV_CHANGE_EXPIRE:
+      if (present != NULL)
+        remove_locked (self, present);
+      break;
+
+    case KV_CHANGE_CLEAR:
+      clear_locked (self);
+      break;
+
+    default:
+      break;
+    }
+}
+
+/**
+ * kv_map_storage_open:
+ * @data_dir: the directory that holds the store, created if missing
+ * @fsync: when the log reaches the disk
+ * @snapshot_log_size: write a snapshot once the log is larger than this
+ *   and than twice the live data
+ * @error: return location for a #GError
+ *
+ * Opens a durable store: loads what @data_dir holds, then logs every
+ * change there. The directory stays locked for this store.
+ *
+ * Returns: (transfer full): the store, or %NULL with @error set
+ */
+KvMapStorage *
+kv_map_storage_open (const char   *data_dir,
+                     KvFsyncMode   fsync,
+                     guint64       snapshot_log_size,
+                     GError      **error)
+{
+  g_autoptr(KvMapStorage) self = NULL;
+  g_autoptr(KvDataDir) dir = NULL;
+  Load load;
+  guint64 revision;
+  gint64 start = g_get_monotonic_time ();
+
+  g_return_val_if_fail (data_dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  dir = kv_data_dir_open (data_dir, fsync, snapshot_log_size, error);
+  if (dir == NULL)
+    return NULL;
+
+  self = kv_map_storage_new ();
+  g_rw_lock_writer_lock (&self->lock);
+  load = (Load) { self, g_get_monotonic_time (), g_get_real_time (), 0 };
+  if (!kv_data_dir_load (dir, load_change, &load, &revision, error))
+    {
+      g_rw_lock_writer_unlock (&self->lock);
+      return NULL;
+    }
+  self->revision = revision;
+  /* Before the sweeper can get the lock: its expiries are logged too. */
+  self->data_dir = g_steal_pointer (&dir);
+  self->log = kv_data_dir_get_log (self->data_dir);
+  self->record = g_byte_array_new ();
+  g_rw_lock_writer_unlock (&self->lock);
+
+  self->snapshotter = g_thread_new ("kv-snapshot", snapshot_thread, self);
+  g_message ("Loaded %u keys at revision %" G_GUINT64_FORMAT " from %s in %.3f s",
+             g_hash_table_size (self->entries), revision, data_dir,
+             (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+
+  return g_steal_pointer (&self);
 }

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "storage/kv-log.h"
 #include "storage/kv-storage.h"
 
 G_BEGIN_DECLS
@@ -12,6 +13,10 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (KvMapStorage, kv_map_storage, KV, MAP_STORAGE, GObject)
 
 KvMapStorage *kv_map_storage_new    (void);
+KvMapStorage *kv_map_storage_open   (const char   *data_dir,
+                                     KvFsyncMode   fsync,
+                                     guint64       snapshot_log_size,
+                                     GError      **error);
 guint         kv_map_storage_expire (KvMapStorage *self,
                                      guint         max_entries);
 

@@ -10,6 +10,7 @@
 #include "storage/kv-condition.h"
 #include "storage/kv-dump.h"
 #include "storage/kv-entry.h"
+#include "storage/kv-log.h"
 #include "storage/kv-txn.h"
 
 G_BEGIN_DECLS
@@ -43,6 +44,17 @@ GQuark kv_storage_error_quark (void);
  * @value_bytes: total size of the values held
  * @revision: the store's revision: that of its latest write
  * @expired: entries removed because they expired, since creation
+ * @durable: whether the store keeps its data on disk; the fields below are
+ *   0 if not
+ * @fsync: when its log reaches the disk
+ * @log_bytes: the size of its log
+ * @snapshot_bytes: the size of its last snapshot
+ * @snapshot_revision: the revision of its last snapshot, 0 if none
+ * @snapshot_time: when that was written, wall-clock µs, 0 if none
+ * @snapshots: snapshots written since the store was opened
+ * @fsyncs: syncs of its log since the store was opened
+ * @fsync_usec: the time they took, together
+ * @fsync_max_usec: the longest of them
  */
 typedef struct
 {
@@ -50,6 +62,16 @@ typedef struct
   guint64 value_bytes;
   guint64 revision;
   guint64 expired;
+  gboolean durable;
+  KvFsyncMode fsync;
+  guint64 log_bytes;
+  guint64 snapshot_bytes;
+  guint64 snapshot_revision;
+  gint64 snapshot_time;
+  guint64 snapshots;
+  guint64 fsyncs;
+  guint64 fsync_usec;
+  guint64 fsync_max_usec;
 } KvStorageInfo;
 
 #define KV_TYPE_STORAGE (kv_storage_get_type ())
