@@ -114,6 +114,35 @@ append_existing (GString             *out,
     }
 }
 
+/* Only for a store with a data directory. */
+static void
+append_durability (GString             *out,
+                   const KvStorageInfo *info)
+{
+  const char *fsync = PREFIX "fsync_duration_seconds";
+
+  append_uint_metric (out, PREFIX "log_bytes", "gauge", "Size of the log on disk",
+                      info->log_bytes);
+  append_uint_metric (out, PREFIX "snapshot_revision", "gauge",
+                      "Revision of the last snapshot, 0 if none", info->snapshot_revision);
+  append_header (out, PREFIX "snapshot_timestamp_seconds", "gauge",
+                 "When the last snapshot was written, in seconds since the epoch, 0 if none");
+  g_string_append (out, PREFIX "snapshot_timestamp_seconds ");
+  append_seconds (out, info->snapshot_time);
+  g_string_append_c (out, '\n');
+  append_uint_metric (out, PREFIX "snapshot_bytes", "gauge", "Size of the last snapshot",
+                      info->snapshot_bytes);
+  append_uint_metric (out, PREFIX "snapshots_total", "counter",
+                      "Snapshots written since the server started", info->snapshots);
+  append_header (out, fsync, "summary", "Seconds each sync of the log took");
+  g_string_append_printf (out, "%s_sum ", fsync);
+  append_seconds (out, info->fsync_usec);
+  g_string_append_printf (out, "\n%s_count %" G_GUINT64_FORMAT "\n", fsync, info->fsyncs);
+  append_seconds_metric (out, PREFIX "fsync_max_seconds", "gauge",
+                         "The longest sync of the log since the server started",
+                         info->fsync_max_usec);
+}
+
 static void
 append_build_info (GString *out)
 {
@@ -288,6 +317,8 @@ kv_metrics_render (GString             *out,
   g_return_if_fail (info != NULL);
 
   append_existing (out, stats, info);
+  if (info->durable)
+    append_durability (out, info);
   append_uint_metric (out, PREFIX "open_connections", "gauge", "Connections open now",
                       open_connections);
   append_build_info (out);

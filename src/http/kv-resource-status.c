@@ -62,6 +62,30 @@ answer_stats (SoupServerMessage   *msg,
     {
       MEMBER (kv_stat_get_name (stat), kv_stats_get (stats, stat));
     }
+  /* Only a store with a data directory has these. */
+  if (info->durable)
+    {
+      g_autoptr(GEnumClass) modes = g_type_class_ref (KV_TYPE_FSYNC_MODE);
+
+      json_builder_set_member_name (builder, "fsync");
+      json_builder_add_string_value (builder, g_enum_get_value (modes, info->fsync)->value_nick);
+      MEMBER ("log_bytes", info->log_bytes);
+      MEMBER ("snapshot_revision", info->snapshot_revision);
+      json_builder_set_member_name (builder, "snapshot_time");
+      if (info->snapshot_time != 0)
+        {
+          g_autofree char *stamp = kv_response_format_timestamp (info->snapshot_time);
+
+          json_builder_add_string_value (builder, stamp);
+        }
+      else
+        json_builder_add_null_value (builder);
+      MEMBER ("snapshot_bytes", info->snapshot_bytes);
+      MEMBER ("snapshots", info->snapshots);
+      MEMBER ("fsyncs", info->fsyncs);
+      MEMBER ("fsync_usec", info->fsync_usec);
+      MEMBER ("fsync_max_usec", info->fsync_max_usec);
+    }
 #undef MEMBER
   json_builder_end_object (builder);
 
