@@ -233,13 +233,14 @@ commit_begin (KvMapStorage *self,
 {
   commit->revision = revision;
   commit->now = now;
-  commit->wall_now = g_get_real_time ();
+  commit->wall_now = 0;
   commit->record = NULL;
   commit->undo = NULL;
   commit->published = NULL;
 
   if (self->log != NULL)
     {
+      commit->wall_now = g_get_real_time ();
       commit->record = self->record;
       g_byte_array_set_size (commit->record, 0);
       commit->record_start = kv_record_begin (commit->record, KV_RECORD_COMMIT);
@@ -1134,7 +1135,7 @@ kv_map_storage_finalize (GObject *object)
 
   g_mutex_lock (&self->sweeper_lock);
   self->stopping = TRUE;
-  g_cond_signal (&self->sweeper_cond);
+  g_cond_broadcast (&self->sweeper_cond);
   g_mutex_unlock (&self->sweeper_lock);
   g_thread_join (self->sweeper);
   if (self->snapshotter != NULL)
