@@ -706,6 +706,59 @@ test_fsync_always (Fixture       *fixture,
       }
 }
 
+static void
+test_stats (Fixture       *fixture,
+            gconstpointer  user_data)
+{
+  g_autoptr(KvTestResponse) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *command = NULL;
+  g_autofree char *promtool = g_find_program_in_path ("promtool");
+  g_autofree char *err = NULL;
+  int status;
+
+  g_test_summary ("/stats and /metrics show the log's size, the last snapshot and the syncs "
+                  "of a durable store, and promtool accepts the metrics");
+
+  start (fixture, "--snapshot-log-size=4096", "--fsync=always", NULL);
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("/kv/key-%u", i % 10);
+
+      g_free (put (fixture, key, "a value of some forty bytes, more or less"));
+    }
+  g_assert_cmpuint (stat_number (fixture, "log_bytes"), >, 0);
+  g_assert_cmpuint (stat_number (fixture, "fsyncs"), >=, 100);
+  g_assert_cmpuint (stat_number (fixture, "snapshots"), >=, 1);
+  g_assert_cmpuint (stat_number (fixture, "snapshot_revision"), >, 0);
+  g_assert_cmpuint (stat_number (fixture, "snapshot_bytes"), >, 0);
+
+  metrics = request (fixture, "GET", "/metrics", NULL, NULL);
+  text = body_text (metrics);
+  g_assert_nonnull (strstr (text, "\ncrafty_kv_log_bytes "));
+  g_assert_nonnull (strstr (text, "\ncrafty_kv_snapshot_revision "));
+  g_assert_nonnull (strstr (text, "\ncrafty_kv_fsync_duration_seconds_count "));
+
+  if (promtool == NULL)
+    {
+      g_test_skip ("promtool is not installed (Debian package prometheus)");
+      return;
+    }
+  path = g_build_filename (fixture->data_dir, "..", "metrics.txt", NULL);
+  g_file_set_contents (path, text, -1, &error);
+  g_assert_no_error (error);
+  command = g_strdup_printf ("'%s' check metrics < '%s'", promtool, path);
+  {
+    const char *argv[] = { "/bin/sh", "-c", command, NULL };
+
+    g_bytes_unref (kv_test_run (argv, &status, &err));
+  }
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+}
+
 /* ---- Snapshots ---- */
 
 static guint
@@ -878,6 +931,7 @@ main (int   argc,
   ADD ("bad-dir", NULL, test_bad_dir);
   ADD ("working-dir", NULL, test_working_dir);
   ADD ("fsync-always", NULL, test_fsync_always);
+  ADD ("stats", NULL, test_stats);
   ADD ("snapshot-under-load", NULL, test_snapshot_under_load);
   ADD ("full-disk", NULL, test_full_disk);
 #undef ADD

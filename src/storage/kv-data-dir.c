@@ -53,8 +53,9 @@ struct _KvDataDir
   gint64 snapshot_time;
   guint64 snapshots;
 
+  gint64 retry_after;     /* after a failed snapshot, none before this */
+
   gint snapshotting;      /* (atomic) */
-  gint64 retry_after;     /* only the appending thread uses it */
 };
 
 typedef struct
@@ -482,10 +483,27 @@ kv_data_dir_wants_snapshot (KvDataDir *self,
                             guint64    live_bytes)
 {
   guint64 log_bytes = self->retired_bytes + kv_log_get_segment_size (self->log);
+  gboolean retry;
 
-  return log_bytes > MAX (self->snapshot_log_size, 2 * live_bytes) &&
-         !g_atomic_int_get (&self->snapshotting) &&
-         g_get_monotonic_time () >= self->retry_after;
+  if (log_bytes <= MAX (self->snapshot_log_size, 2 * live_bytes) ||
+      g_atomic_int_get (&self->snapshotting))
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  retry = g_get_monotonic_time () >= self->retry_after;
+  g_mutex_unlock (&self->lock);
+  return retry;
+}
+
+/* A snapshot that failed (a full disk, say) is not tried again at once:
+ * each try starts a log segment and dumps the store. */
+static void
+snapshot_failed (KvDataDir *self)
+{
+  g_mutex_lock (&self->lock);
+  self->retry_after = g_get_monotonic_time () + RETRY_USEC;
+  g_mutex_unlock (&self->lock);
+  g_atomic_int_set (&self->snapshotting, FALSE);
 }
 
 /**
@@ -510,7 +528,7 @@ kv_data_dir_begin_snapshot (KvDataDir  *self,
 
   if (!kv_log_open_segment (self->log, name, TRUE, revision, 0, error))
     {
-      self->retry_after = g_get_monotonic_time () + RETRY_USEC;
+      snapshot_failed (self);
       return FALSE;
     }
 
@@ -545,7 +563,7 @@ kv_data_dir_write_snapshot (KvDataDir  *self,
 
   if (!kv_snapshot_write (self->dir_fd, name, dump, &size, error))
     {
-      g_atomic_int_set (&self->snapshotting, FALSE);
+      snapshot_failed (self);
       return FALSE;
     }
 
