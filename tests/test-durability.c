@@ -895,6 +895,16 @@ test_full_disk (Fixture       *fixture,
     g_assert_cmpuint (response->status, ==, 507);
     assert_value (fixture, "new", NULL);
     assert_value (fixture, "fill/0", value);
+
+    /* A refused overwrite leaves the old value, and its revision. */
+    g_clear_pointer (&response, kv_test_response_free);
+    {
+      g_autofree char *other = g_strnfill (4000, 'o');
+
+      response = request (fixture, "PUT", "/kv/fill/1", NULL, other);
+    }
+    g_assert_cmpuint (response->status, ==, 507);
+    assert_value (fixture, "fill/1", value);
   }
   g_assert_cmpuint (stat_number (fixture, "keys"), ==, stored);
 
