@@ -176,7 +176,7 @@ test_verify_fails (Fixture       *fixture,
   g_file_get_contents (service_unit, &contents, NULL, &error);
   g_assert_no_error (error);
   broken = g_string_new (contents);
-  g_assert_cmpuint (g_string_replace (broken, "/crafty-kv\n", "/no-such-crafty-kv\n", 1), ==, 1);
+  g_assert_cmpuint (g_string_replace (broken, "/crafty-kv --", "/no-such-crafty-kv --", 1), ==, 1);
 
   dir = g_dir_make_tmp ("crafty-kv-units-XXXXXX", &error);
   g_assert_no_error (error);
