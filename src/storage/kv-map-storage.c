@@ -45,6 +45,7 @@
 typedef struct
 {
   gint64 deadline;   /* monotonic time, microseconds */
+  gint64 wall;       /* the same on the wall clock, as clients are told it */
   KvEntry *entry;    /* (unowned): the table owns it */
 } Expiry;
 
@@ -145,6 +146,21 @@ deadline_locked (KvMapStorage  *self,
   return expiry->deadline;
 }
 
+/* When @entry expires on the wall clock, or 0. Kept from when the TTL was
+ * set, so that every answer (and the log) gives the same instant. */
+static gint64
+expires_at_locked (KvMapStorage  *self,
+                   const KvEntry *entry)
+{
+  const Expiry *expiry;
+
+  if (!kv_entry_get_has_ttl (entry))
+    return 0;
+
+  expiry = g_hash_table_lookup (self->expiries, entry);
+  return expiry->wall;
+}
+
 static gboolean
 is_expired_locked (KvMapStorage  *self,
                    const KvEntry *entry,
@@ -188,21 +204,12 @@ remove_locked (KvMapStorage *self,
   remove_full_locked (self, entry, NULL);
 }
 
-/* Deadlines are monotonic inside the store; the log and dumps keep them on
- * the wall clock, which is what survives a restart. */
-static gint64
-wall_deadline (gint64 deadline,
-               gint64 now,
-               gint64 wall_now)
-{
-  return deadline == 0 ? 0 : wall_now + (deadline - now);
-}
-
 /* What one operation changed, to put back if the log refuses the commit. */
 typedef struct
 {
   KvEntry *before;        /* (owned) (nullable): what the key held */
   gint64 before_deadline;
+  gint64 before_wall;
   KvEntry *after;         /* (unowned) (nullable): what took its place */
   /* A clear keeps the whole store it replaced. */
   GHashTable *entries;
@@ -257,11 +264,10 @@ static void
 commit_add (Commit       *commit,
             KvChangeKind  kind,
             KvEntry      *entry,
-            gint64        deadline)
+            gint64        expires_at)
 {
   if (commit->record != NULL)
-    kv_record_append_change (commit->record, kind, entry,
-                             wall_deadline (deadline, commit->now, commit->wall_now));
+    kv_record_append_change (commit->record, kind, entry, expires_at);
   if (commit->published != NULL)
     {
       gsize key_len = 0;
@@ -274,17 +280,18 @@ commit_add (Commit       *commit,
 }
 
 static void
-commit_add_undo (Commit  *commit,
-                 KvEntry *before,
-                 gint64   before_deadline,
-                 KvEntry *after)
+commit_add_undo (KvMapStorage *self,
+                 Commit       *commit,
+                 KvEntry      *before,
+                 KvEntry      *after)
 {
   Undo undo = { 0 };
 
   if (commit->undo == NULL)
     return;
   undo.before = before != NULL ? kv_entry_ref (before) : NULL;
-  undo.before_deadline = before_deadline;
+  undo.before_deadline = before != NULL ? deadline_locked (self, before) : 0;
+  undo.before_wall = before != NULL ? expires_at_locked (self, before) : 0;
   undo.after = after;
   g_array_append_val (commit->undo, undo);
 }
@@ -292,11 +299,13 @@ commit_add_undo (Commit  *commit,
 static void
 set_deadline_locked (KvMapStorage *self,
                      KvEntry      *entry,
-                     gint64        deadline)
+                     gint64        deadline,
+                     gint64        wall)
 {
   Expiry *expiry = g_new (Expiry, 1);
 
   expiry->deadline = deadline;
+  expiry->wall = wall;
   expiry->entry = entry;
   kv_entry_set_has_ttl (entry, TRUE);
   g_hash_table_insert (self->expiries, entry, expiry);
@@ -306,7 +315,8 @@ set_deadline_locked (KvMapStorage *self,
 static void
 insert_locked (KvMapStorage *self,
                KvEntry      *entry,
-               gint64        deadline)
+               gint64        deadline,
+               gint64        wall)
 {
   kv_index_insert (self->index, entry);
   self->value_bytes += kv_entry_get_value_size (entry);
@@ -314,7 +324,7 @@ insert_locked (KvMapStorage *self,
   g_hash_table_add (self->entries, kv_entry_ref (entry));
   kv_entry_set_has_ttl (entry, FALSE);
   if (deadline != 0)
-    set_deadline_locked (self, entry, deadline);
+    set_deadline_locked (self, entry, deadline, wall);
 }
 
 static void
@@ -378,7 +388,7 @@ commit_end (KvMapStorage  *self,
               if (undo->after != NULL)
                 remove_locked (self, undo->after);
               if (undo->before != NULL)
-                insert_locked (self, undo->before, undo->before_deadline);
+                insert_locked (self, undo->before, undo->before_deadline, undo->before_wall);
             }
           g_clear_pointer (&undo->before, kv_entry_unref);
         }
@@ -448,7 +458,7 @@ expire_locked (KvMapStorage *self,
   guint64 lsn;
 
   commit_begin (self, &commit, self->revision + 1, now);
-  commit_add_undo (&commit, entry, deadline_locked (self, entry), NULL);
+  commit_add_undo (self, &commit, entry, NULL);
   remove_locked (self, entry);
   commit_add (&commit, KV_CHANGE_EXPIRE, gone, 0);
   if (!commit_end (self, &commit, TRUE, &lsn, NULL))
@@ -518,7 +528,7 @@ delete_locked (KvMapStorage *self,
 {
   g_autoptr(KvEntry) gone = kv_entry_ref (entry);
 
-  commit_add_undo (commit, entry, deadline_locked (self, entry), NULL);
+  commit_add_undo (self, commit, entry, NULL);
   remove_locked (self, entry);
   commit_add (commit, KV_CHANGE_DELETE, gone, 0);
 }
@@ -539,7 +549,7 @@ apply_op_locked (KvMapStorage *self,
   /* Expired keys were reclaimed before the transaction; one whose time
    * ran out since is absent, yet still in the table and the index. */
   KvEntry *current = present != NULL && !is_expired_locked (self, present, now) ? present : NULL;
-  gint64 deadline = 0;
+  gint64 deadline = 0, wall = 0;
 
   result->kind = op->kind;
 
@@ -549,19 +559,22 @@ apply_op_locked (KvMapStorage *self,
       if (current != NULL)
         {
           result->entry = kv_entry_ref (current);
-          deadline = deadline_locked (self, current);
-          if (deadline != 0)
-            result->expires_at = g_get_real_time () + (deadline - now);
+          result->expires_at = expires_at_locked (self, current);
         }
       return FALSE;
 
     case KV_OP_PUT:
       if (op->ttl_mode == KV_TTL_SET)
-        deadline = now + op->ttl;
+        {
+          deadline = now + op->ttl;
+          wall = g_get_real_time () + op->ttl;
+        }
       else if (op->ttl_mode == KV_TTL_KEEP && current != NULL)
-        deadline = deadline_locked (self, current);
-      commit_add_undo (commit, present, present != NULL ? deadline_locked (self, present) : 0,
-                       built);
+        {
+          deadline = deadline_locked (self, current);
+          wall = expires_at_locked (self, current);
+        }
+      commit_add_undo (self, commit, present, built);
       /* The new entry takes the old one's place in the ordered index. */
       if (present != NULL)
         remove_full_locked (self, present, built);
@@ -574,11 +587,11 @@ apply_op_locked (KvMapStorage *self,
       g_hash_table_add (self->entries, kv_entry_ref (built));
       if (deadline != 0)
         {
-          set_deadline_locked (self, built, deadline);
-          result->expires_at = g_get_real_time () + (deadline - now);
+          set_deadline_locked (self, built, deadline, wall);
+          result->expires_at = wall;
         }
       result->entry = kv_entry_ref (built);
-      commit_add (commit, KV_CHANGE_PUT, built, deadline);
+      commit_add (commit, KV_CHANGE_PUT, built, wall);
       return TRUE;
 
     case KV_OP_DELETE:
@@ -868,7 +881,7 @@ kv_map_storage_get (KvStorage   *storage,
       if (deadline <= now)
         entry = NULL;
       else
-        *expires_at = g_get_real_time () + (deadline - now);
+        *expires_at = expires_at_locked (self, entry);
     }
 
   if (entry == NULL)
@@ -1092,17 +1105,14 @@ kv_map_storage_dump (KvStorage *storage)
   g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
   KvDump *dump = kv_dump_new (g_hash_table_size (self->entries));
   gint64 now = g_get_monotonic_time ();
-  gint64 wall_now = g_get_real_time ();
   KvIndexIter iter;
   KvEntry *entry;
 
   kv_index_iter_init_after (&iter, self->index, "", 0, TRUE);
   while ((entry = kv_index_iter_next (&iter)) != NULL)
     {
-      gint64 deadline = deadline_locked (self, entry);
-
-      if (deadline == 0 || deadline > now)
-        kv_dump_add (dump, entry, wall_deadline (deadline, now, wall_now));
+      if (!is_expired_locked (self, entry, now))
+        kv_dump_add (dump, entry, expires_at_locked (self, entry));
     }
   kv_dump_set_revision (dump, self->revision);
 
@@ -1283,7 +1293,7 @@ load_change (const KvRecordChange *change,
       if (present != NULL)
         remove_locked (self, present);
       insert_locked (self, entry, change->expires_at == 0 ? 0 :
-                     load->now + (change->expires_at - load->wall_now));
+                     load->now + (change->expires_at - load->wall_now), change->expires_at);
       break;
 
     case KV_CHANGE_DELETE:
