@@ -325,6 +325,24 @@ test_load_json (void)
     }
 }
 
+static void
+test_json_chars (void)
+{
+  const char text[] = "a\"b\\c\n\x01é";
+  g_autoptr(GString) whole = g_string_new (NULL);
+  g_autoptr(GString) pieces = g_string_new ("\"");
+
+  g_test_summary ("A JSON string written piece by piece, cut anywhere, is the string "
+                  "written whole");
+
+  kv_response_append_json_string (whole, text, strlen (text));
+  g_assert_cmpstr (whole->str, ==, "\"a\\\"b\\\\c\\u000a\\u0001é\"");
+  for (gsize i = 0; i < strlen (text); i += 3)
+    kv_response_append_json_chars (pieces, text + i, MIN (3, strlen (text) - i));
+  g_string_append_c (pieces, '"');
+  g_assert_cmpstr (pieces->str, ==, whole->str);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -340,6 +358,7 @@ main (int   argc,
   g_test_add_func ("/kv/request/load-json", test_load_json);
   g_test_add_func ("/kv/response/wants-json", test_wants_json);
   g_test_add_func ("/kv/response/refusal", test_refusal);
+  g_test_add_func ("/kv/response/json-chars", test_json_chars);
 
   return g_test_run ();
 }
