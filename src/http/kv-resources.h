@@ -37,6 +37,10 @@ void kv_resource_clear   (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
                           GHashTable        *query);
+void kv_resource_export  (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
 void kv_resource_health  (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,

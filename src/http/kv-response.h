@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 #define KV_TEXT_PLAIN "text/plain; charset=utf-8"
 #define KV_OCTET_STREAM "application/octet-stream"
 #define KV_JSON "application/json"
+#define KV_NDJSON "application/x-ndjson"
 
 /* RFC 6585 and RFC 9110; libsoup 3.2 knows neither by name. */
 #define KV_STATUS_HEADER_FIELDS_TOO_LARGE 431

@@ -59,6 +59,7 @@ static const struct
   { "/keys", kv_resource_keys },
   { "/txn", kv_resource_txn },
   { "/clear", kv_resource_clear },
+  { "/export", kv_resource_export },
   { "/healthz", kv_resource_health },
   { "/stats", kv_resource_stats },
   { "/metrics", kv_resource_metrics },
