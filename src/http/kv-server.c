@@ -171,7 +171,7 @@ on_got_headers (SoupServerMessage *msg,
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "close");
 
-  kv_connection_headers_accepted (connection, msg, max_body);
+  kv_connection_headers_accepted (connection, msg, max_body, "value too large");
 }
 
 /* ---- Requests in flight and the graceful stop ----
