@@ -307,6 +307,9 @@ test_load_json (void)
     { "\"[[[[[[[[[\"", NULL },
     { "var x = {}", "invalid JSON" },
     { "{\"a\": }", "invalid JSON" },
+    { "{\"a\": \"x\\u0000y\"}", "invalid JSON" },
+    { "{\"a\": \"x\\\\u0000y\"}", NULL },
+    { "{\"a\": \"x\\u00e9\"}", NULL },
   };
 
   g_test_summary ("JSON bodies are loaded strictly: bounded nesting, no assignment, no "

@@ -344,7 +344,8 @@ kv_request_decode_base64 (const char *text)
 }
 
 /* Nesting outside strings, before json-glib recurses into it; and the
- * members, one per colon outside strings, to tell duplicates after. */
+ * members, one per colon outside strings, to tell duplicates after. A
+ * \u0000 in a string is refused: json-glib would end the string there. */
 static gboolean
 scan_json (const char *data,
            gsize       len,
@@ -360,6 +361,8 @@ scan_json (const char *data,
 
       if (in_string)
         {
+          if (c == '\\' && len - i >= 6 && memcmp (data + i + 1, "u0000", 5) == 0)
+            return FALSE;
           if (c == '\\')
             i++;
           else if (c == '"')
@@ -420,7 +423,8 @@ count_members (JsonNode *node)
  * Loads @data into @parser, more strictly than json-glib 1.6 alone: no
  * more than %KV_REQUEST_MAX_JSON_DEPTH levels of nesting (checked before
  * json-glib recurses into it), no `var x =` assignment, no member twice in
- * an object (json-glib would keep the last).
+ * an object (json-glib would keep the last), no `\u0000` in a string
+ * (json-glib would cut the string short there).
  *
  * Returns: %TRUE if json_parser_get_root() now gives the value, which is
  *   %NULL for white space only; %FALSE with "invalid JSON" or "duplicate
