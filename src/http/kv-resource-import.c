@@ -425,9 +425,11 @@ on_applied (GObject      *source,
   result = kv_storage_apply_finish (KV_STORAGE (source), res, NULL, &error);
   if (result == NULL)
     {
-      kv_response_error_with (kv_call_get_message (self->call),
-                              kv_response_status_for_error (error), error->message, "imported",
-                              self->n_imported);
+      /* Nobody waits for an answer when the call was cancelled. */
+      if (!g_cancellable_is_cancelled (kv_call_get_cancellable (self->call)))
+        kv_response_error_with (kv_call_get_message (self->call),
+                                kv_response_status_for_error (error), error->message,
+                                "imported", self->n_imported);
       kv_call_end (self->call);
       return;
     }
