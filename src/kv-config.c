@@ -38,6 +38,7 @@ struct _KvConfig
   guint max_txn_ops;
   guint64 max_txn_size;
   guint64 max_pending_output;
+  guint64 max_import_size;
   char *token_file;
   char **allow_origin;
   char *data_dir;
@@ -63,6 +64,7 @@ enum {
   PROP_MAX_TXN_OPS,
   PROP_MAX_TXN_SIZE,
   PROP_MAX_PENDING_OUTPUT,
+  PROP_MAX_IMPORT_SIZE,
   PROP_TOKEN_FILE,
   PROP_ALLOW_ORIGIN,
   PROP_DATA_DIR,
@@ -161,6 +163,9 @@ kv_config_get_property (GObject    *object,
     case PROP_MAX_PENDING_OUTPUT:
       g_value_set_uint64 (value, self->max_pending_output);
       break;
+    case PROP_MAX_IMPORT_SIZE:
+      g_value_set_uint64 (value, self->max_import_size);
+      break;
     case PROP_TOKEN_FILE:
       g_value_set_string (value, self->token_file);
       break;
@@ -243,6 +248,9 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_MAX_PENDING_OUTPUT:
       self->max_pending_output = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_IMPORT_SIZE:
+      self->max_import_size = g_value_get_uint64 (value);
       break;
     case PROP_TOKEN_FILE:
       g_free (self->token_file);
@@ -347,6 +355,12 @@ kv_config_class_init (KvConfigClass *klass)
                          N_("Hold at most BYTES of streamed answers for clients that have not read "
                             "them, all connections together (default: 67108864)"),
                          256 * 1024, G_MAXINT64, 64 * 1024 * 1024, SETTING);
+  /* What an import holds before it applies anything: about its body. */
+  properties[PROP_MAX_IMPORT_SIZE] =
+    g_param_spec_uint64 ("max-import-size", N_("BYTES"),
+                         N_("Refuse imports (POST /import) larger than BYTES (default: "
+                            "1073741824)"),
+                         1024, G_MAXINT64, G_GUINT64_CONSTANT (1024) * 1024 * 1024, SETTING);
   properties[PROP_TOKEN_FILE] =
     g_param_spec_string ("token-file", N_("FILE"),
                          N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "
@@ -1208,5 +1222,6 @@ kv_config_get_limits (KvConfig *self,
     .max_txn_ops = self->max_txn_ops,
     .max_txn_size = self->max_txn_size,
     .max_pending_output = self->max_pending_output,
+    .max_import_size = self->max_import_size,
   };
 }

@@ -71,6 +71,8 @@ static void
 test_defaults (Fixture       *fixture,
                gconstpointer  user_data)
 {
+  KvLimits limits;
+
   g_test_summary ("Every setting has the default that --help and the man page document");
 
   g_assert_cmpstr (kv_config_get_address (fixture->config), ==, "127.0.0.1");
@@ -80,6 +82,8 @@ test_defaults (Fixture       *fixture,
   g_assert_cmpuint (kv_config_get_max_value_size (fixture->config), ==, 1024 * 1024);
   g_assert_cmpuint (kv_config_get_max_key_size (fixture->config), ==, 1024);
   g_assert_cmpuint (kv_config_get_shutdown_timeout (fixture->config), ==, 5);
+  kv_config_get_limits (fixture->config, &limits);
+  g_assert_cmpuint (limits.max_import_size, ==, G_GUINT64_CONSTANT (1) << 30);
 }
 
 static void

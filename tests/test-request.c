@@ -255,6 +255,97 @@ test_refusal (void)
   g_assert_cmpuint (g_bytes_get_size (head), ==, strlen (expected_text) - 20);
 }
 
+static void
+test_base64 (void)
+{
+  const struct
+  {
+    const char *text;
+    const char *bytes;  /* NULL: refused */
+  } cases[] = {
+    { "YQ==", "a" },
+    { "YWI=", "ab" },
+    { "YWJj", "abc" },
+    { "", NULL },
+    { "YQ", NULL },
+    { "YQ=a", NULL },
+    { "Y===", NULL },
+    { "=YQ=", NULL },
+    { "YW Jj", NULL },
+    { "YW\nJj", NULL },
+    { "YW-j", NULL },
+  };
+
+  g_test_summary ("Base64 is RFC 4648 with padding, strictly: nothing skipped");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) bytes = kv_request_decode_base64 (cases[i].text);
+
+      if (cases[i].bytes == NULL)
+        g_assert_null (bytes);
+      else
+        g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                         cases[i].bytes, strlen (cases[i].bytes));
+    }
+}
+
+static void
+test_load_json (void)
+{
+  const struct
+  {
+    const char *text;
+    const char *problem;  /* NULL: loaded */
+  } cases[] = {
+    { "{\"a\": 1, \"b\": {\"c\": \"x:y\"}}", NULL },
+    { "  ", NULL },
+    { "{\"a\": 1, \"a\": 2}", "duplicate member" },
+    { "{\"a\": {\"b\": 1, \"b\": 1}}", "duplicate member" },
+    { "[[[[[[[[1]]]]]]]]", NULL },
+    { "[[[[[[[[[1]]]]]]]]]", "invalid JSON" },
+    { "\"[[[[[[[[[\"", NULL },
+    { "var x = {}", "invalid JSON" },
+    { "{\"a\": }", "invalid JSON" },
+    { "{\"a\": \"x\\u0000y\"}", "invalid JSON" },
+    { "{\"a\": \"x\\\\u0000y\"}", NULL },
+    { "{\"a\": \"x\\u00e9\"}", NULL },
+  };
+
+  g_test_summary ("JSON bodies are loaded strictly: bounded nesting, no assignment, no "
+                  "duplicate member");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+      const char *problem = NULL;
+      gboolean loaded = kv_request_load_json (parser, cases[i].text, strlen (cases[i].text),
+                                              &problem);
+
+      g_assert_cmpint (loaded, ==, cases[i].problem == NULL);
+      if (!loaded)
+        g_assert_cmpstr (problem, ==, cases[i].problem);
+    }
+}
+
+static void
+test_json_chars (void)
+{
+  const char text[] = "a\"b\\c\n\x01é";
+  g_autoptr(GString) whole = g_string_new (NULL);
+  g_autoptr(GString) pieces = g_string_new ("\"");
+
+  g_test_summary ("A JSON string written piece by piece, cut anywhere, is the string "
+                  "written whole");
+
+  kv_response_append_json_string (whole, text, strlen (text));
+  g_assert_cmpstr (whole->str, ==, "\"a\\\"b\\\\c\\u000a\\u0001é\"");
+  for (gsize i = 0; i < strlen (text); i += 3)
+    kv_response_append_json_chars (pieces, text + i, MIN (3, strlen (text) - i));
+  g_string_append_c (pieces, '"');
+  g_assert_cmpstr (pieces->str, ==, whole->str);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -266,8 +357,11 @@ main (int   argc,
   g_test_add_func ("/kv/request/media-type", test_media_type);
   g_test_add_func ("/kv/request/limit-and-query", test_limit_and_query);
   g_test_add_func ("/kv/request/condition", test_condition);
+  g_test_add_func ("/kv/request/base64", test_base64);
+  g_test_add_func ("/kv/request/load-json", test_load_json);
   g_test_add_func ("/kv/response/wants-json", test_wants_json);
   g_test_add_func ("/kv/response/refusal", test_refusal);
+  g_test_add_func ("/kv/response/json-chars", test_json_chars);
 
   return g_test_run ();
 }

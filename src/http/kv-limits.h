@@ -20,6 +20,7 @@ G_BEGIN_DECLS
  * @max_txn_size: the largest transaction body, in bytes
  * @max_pending_output: the most bytes of streamed answers (listings) held
  *   for clients that have not read them yet, all connections together
+ * @max_import_size: the largest import body, in bytes
  *
  * Plain values, copied by whoever keeps them: a server can be given new
  * ones while it runs (on SIGHUP).
@@ -35,6 +36,7 @@ typedef struct
   guint max_txn_ops;
   guint64 max_txn_size;
   guint64 max_pending_output;
+  guint64 max_import_size;
 } KvLimits;
 
 G_END_DECLS

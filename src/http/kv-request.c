@@ -307,3 +307,156 @@ kv_request_query_has_name (const char *query,
 
   return FALSE;
 }
+
+/**
+ * kv_request_decode_base64:
+ * @text: RFC 4648 base64, padding included
+ *
+ * Strict, where g_base64_decode() skips what it does not know.
+ *
+ * Returns: (transfer full) (nullable): the bytes, or %NULL if @text is
+ *   empty or not base64
+ */
+GBytes *
+kv_request_decode_base64 (const char *text)
+{
+  gsize len = strlen (text);
+  gsize out_len;
+  guchar *out;
+
+  if (len == 0 || len % 4 != 0)
+    return NULL;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = text[i];
+
+      if (c == '=')
+        {
+          if (i < len - 2 || (i == len - 2 && text[len - 1] != '='))
+            return NULL;
+        }
+      else if (!g_ascii_isalnum (c) && c != '+' && c != '/')
+        return NULL;
+    }
+
+  out = g_base64_decode (text, &out_len);
+  return g_bytes_new_take (out, out_len);
+}
+
+/* Nesting outside strings, before json-glib recurses into it; and the
+ * members, one per colon outside strings, to tell duplicates after. A
+ * \u0000 in a string is refused: json-glib would end the string there. */
+static gboolean
+scan_json (const char *data,
+           gsize       len,
+           guint64    *members)
+{
+  gboolean in_string = FALSE;
+  guint depth = 0;
+
+  *members = 0;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (in_string)
+        {
+          if (c == '\\' && len - i >= 6 && memcmp (data + i + 1, "u0000", 5) == 0)
+            return FALSE;
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if (c == ':')
+        (*members)++;
+      else if (c == '[' || c == '{')
+        {
+          if (++depth > KV_REQUEST_MAX_JSON_DEPTH)
+            return FALSE;
+        }
+      else if ((c == ']' || c == '}') && depth > 0)
+        depth--;
+    }
+
+  return TRUE;
+}
+
+/* json-glib keeps the last of duplicate members: what the objects hold
+ * falls short of what the text has. */
+static guint64
+count_members (JsonNode *node)
+{
+  guint64 n = 0;
+
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObject *object = json_node_get_object (node);
+      JsonObjectIter iter;
+      JsonNode *member;
+
+      n = json_object_get_size (object);
+      json_object_iter_init (&iter, object);
+      while (json_object_iter_next (&iter, NULL, &member))
+        n += count_members (member);
+    }
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        n += count_members (json_array_get_element (array, i));
+    }
+
+  return n;
+}
+
+/**
+ * kv_request_load_json:
+ * @parser: the parser to load @data into
+ * @data: (array length=len): JSON text from a request
+ * @len: its length in bytes
+ * @problem: (out) (optional): the error's stable text, when it fails
+ *
+ * Loads @data into @parser, more strictly than json-glib 1.6 alone: no
+ * more than %KV_REQUEST_MAX_JSON_DEPTH levels of nesting (checked before
+ * json-glib recurses into it), no `var x =` assignment, no member twice in
+ * an object (json-glib would keep the last), no `\u0000` in a string
+ * (json-glib would cut the string short there).
+ *
+ * Returns: %TRUE if json_parser_get_root() now gives the value, which is
+ *   %NULL for white space only; %FALSE with "invalid JSON" or "duplicate
+ *   member"
+ */
+gboolean
+kv_request_load_json (JsonParser  *parser,
+                      const char  *data,
+                      gsize        len,
+                      const char **problem)
+{
+  const char *unused;
+  guint64 members;
+  JsonNode *root;
+
+  if (problem == NULL)
+    problem = &unused;
+
+  if (!scan_json (data, len, &members) ||
+      !json_parser_load_from_data (parser, data, len, NULL) ||
+      json_parser_has_assignment (parser, NULL))
+    {
+      *problem = "invalid JSON";
+      return FALSE;
+    }
+
+  root = json_parser_get_root (parser);
+  if (root != NULL && count_members (root) != members)
+    {
+      *problem = "duplicate member";
+      return FALSE;
+    }
+
+  return TRUE;
+}

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
 #include "storage/kv-condition.h"
@@ -12,6 +13,10 @@ G_BEGIN_DECLS
 
 /* A stored Content-Type is kept to a sane length. */
 #define KV_REQUEST_MAX_MEDIA_TYPE_LENGTH 255
+
+/* Deeper than any request body needs, shallow enough for json-glib's
+ * recursive parser. */
+#define KV_REQUEST_MAX_JSON_DEPTH 8
 
 gboolean kv_request_is_read_method     (const char         *method);
 guint    kv_request_decode_key         (const char         *raw,
@@ -31,5 +36,10 @@ gboolean kv_request_parse_limit        (const char         *text,
                                         guint              *limit);
 gboolean kv_request_query_has_name     (const char         *query,
                                         const char         *name);
+GBytes  *kv_request_decode_base64      (const char         *text);
+gboolean kv_request_load_json          (JsonParser         *parser,
+                                        const char         *data,
+                                        gsize               len,
+                                        const char        **problem);
 
 G_END_DECLS

@@ -5,7 +5,7 @@
  * POST /txn with {"ops": [{"op": "put", "key": "a", "value": "…"}, …]}.
  * The body is checked whole before anything is applied: its nesting, its
  * object members (a duplicate is refused, where json-glib would keep the
- * last), each operation's fields with the same rules as the single-key
+ * last; see kv_request_load_json()), each operation's fields with the same rules as the single-key
  * API (kv-request.c). Then the operations go to the store as one KvTxn.
  */
 #include "config.h"
@@ -16,10 +16,6 @@
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
-
-/* Deeper than any transaction needs, shallow enough for json-glib's
- * recursive parser. */
-#define MAX_DEPTH 8
 
 typedef struct
 {
@@ -38,101 +34,6 @@ problem (Problem    *p,
   p->text = text;
   p->op = op;
   return FALSE;
-}
-
-/* Nesting outside strings, before json-glib recurses into it; and the
- * members, one per colon outside strings, to tell duplicates after. */
-static gboolean
-scan (const char *data,
-      gsize       len,
-      guint64    *members)
-{
-  gboolean in_string = FALSE;
-  guint depth = 0;
-
-  *members = 0;
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-        }
-      else if (c == '"')
-        in_string = TRUE;
-      else if (c == ':')
-        (*members)++;
-      else if (c == '[' || c == '{')
-        {
-          if (++depth > MAX_DEPTH)
-            return FALSE;
-        }
-      else if ((c == ']' || c == '}') && depth > 0)
-        depth--;
-    }
-
-  return TRUE;
-}
-
-/* json-glib keeps the last of duplicate members: what the objects hold
- * falls short of what the text has. */
-static guint64
-count_members (JsonNode *node)
-{
-  guint64 n = 0;
-
-  if (JSON_NODE_HOLDS_OBJECT (node))
-    {
-      JsonObject *object = json_node_get_object (node);
-      JsonObjectIter iter;
-      JsonNode *member;
-
-      n = json_object_get_size (object);
-      json_object_iter_init (&iter, object);
-      while (json_object_iter_next (&iter, NULL, &member))
-        n += count_members (member);
-    }
-  else if (JSON_NODE_HOLDS_ARRAY (node))
-    {
-      JsonArray *array = json_node_get_array (node);
-
-      for (guint i = 0; i < json_array_get_length (array); i++)
-        n += count_members (json_array_get_element (array, i));
-    }
-
-  return n;
-}
-
-/* RFC 4648 base64, padding included; g_base64_decode() skips what it does
- * not know. */
-static GBytes *
-decode_base64 (const char *text)
-{
-  gsize len = strlen (text);
-  gsize out_len;
-  guchar *out;
-
-  if (len == 0 || len % 4 != 0)
-    return NULL;
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = text[i];
-
-      if (c == '=')
-        {
-          if (i < len - 2 || (i == len - 2 && text[len - 1] != '='))
-            return NULL;
-        }
-      else if (!g_ascii_isalnum (c) && c != '+' && c != '/')
-        return NULL;
-    }
-
-  out = g_base64_decode (text, &out_len);
-  return g_bytes_new_take (out, out_len);
 }
 
 static gboolean
@@ -270,7 +171,7 @@ parse_put (KvServer   *server,
     return problem (p, SOUP_STATUS_BAD_REQUEST, "one of value and value_base64 required", index);
   if (text != NULL)
     value = g_bytes_new (text, strlen (text));
-  else if ((value = decode_base64 (base64)) == NULL)
+  else if ((value = kv_request_decode_base64 (base64)) == NULL)
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid base64", index);
   if (g_bytes_get_size (value) == 0)
     return problem (p, SOUP_STATUS_BAD_REQUEST, "value cannot be empty", index);
@@ -357,7 +258,6 @@ parse_body (KvServer   *server,
             Problem    *p)
 {
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  guint64 members = 0;
   g_autoptr(KvTxn) txn = kv_txn_new ();
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
@@ -365,18 +265,15 @@ parse_body (KvServer   *server,
   JsonObject *object;
   JsonNode *ops;
   JsonArray *array;
+  const char *text;
   guint n_ops;
 
-  if (len == 0 || !scan (data, len, &members))
+  if (len == 0)
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid JSON", -1), NULL;
-
-  if (!json_parser_load_from_data (parser, data, len, NULL) ||
-      json_parser_has_assignment (parser, NULL))
-    return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid JSON", -1), NULL;
+  if (!kv_request_load_json (parser, data, len, &text))
+    return problem (p, SOUP_STATUS_BAD_REQUEST, text, -1), NULL;
 
   root = json_parser_get_root (parser);
-  if (root != NULL && count_members (root) != members)
-    return problem (p, SOUP_STATUS_BAD_REQUEST, "duplicate member", -1), NULL;
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "body must be an object", -1), NULL;
   object = json_node_get_object (root);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "kv-server.h"
+#include "net/kv-connection.h"
 
 G_BEGIN_DECLS
 
@@ -37,6 +38,14 @@ void kv_resource_clear   (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
                           GHashTable        *query);
+void kv_resource_export  (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
+void kv_resource_import  (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
 void kv_resource_health  (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
@@ -49,6 +58,11 @@ void kv_resource_metrics (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
                           GHashTable        *query);
+
+/* Before the body is read: an import reads it as it arrives. */
+gboolean kv_resource_import_begin (KvServer          *server,
+                                   SoupServerMessage *msg,
+                                   KvConnection      *connection);
 
 /* Shared by the resources. */
 void kv_resource_method_not_allowed (SoupServerMessage *msg,

@@ -113,12 +113,14 @@ kv_response_wants_json (SoupMessageHeaders *request_headers)
   return FALSE;
 }
 
-/* The body of an error: @text and a newline, or the same as JSON; @op is
- * the index of the operation it is about, or -1. */
+/* The body of an error: @text and a newline, or the same as JSON; @member
+ * names what it is about (an operation, a line), @value its number, when
+ * @member is not NULL. */
 static char *
 dup_error_body (guint       status,
                 const char *text,
-                gint64      op,
+                const char *member,
+                gint64      value,
                 gboolean    json,
                 gsize      *len)
 {
@@ -129,8 +131,8 @@ dup_error_body (guint       status,
 
   if (!json)
     {
-      body = op >= 0 ? g_strdup_printf ("op %" G_GINT64_FORMAT ": %s\n", op, text)
-                     : g_strconcat (text, "\n", NULL);
+      body = member != NULL ? g_strdup_printf ("%s %" G_GINT64_FORMAT ": %s\n", member, value, text)
+                            : g_strconcat (text, "\n", NULL);
       *len = strlen (body);
       return body;
     }
@@ -141,10 +143,10 @@ dup_error_body (guint       status,
   json_builder_add_string_value (builder, text);
   json_builder_set_member_name (builder, "status");
   json_builder_add_int_value (builder, status);
-  if (op >= 0)
+  if (member != NULL)
     {
-      json_builder_set_member_name (builder, "op");
-      json_builder_add_int_value (builder, op);
+      json_builder_set_member_name (builder, member);
+      json_builder_add_int_value (builder, value);
     }
   json_builder_end_object (builder);
 
@@ -200,9 +202,30 @@ kv_response_error_at (SoupServerMessage *msg,
                       const char        *text,
                       gint64             op)
 {
+  kv_response_error_with (msg, status, text, op >= 0 ? "op" : NULL, op);
+}
+
+/**
+ * kv_response_error_with:
+ * @msg: the request
+ * @status: an HTTP error status
+ * @text: the error's stable text
+ * @member: (nullable): what the error is about ("op", "line"…), or %NULL
+ * @value: its number
+ *
+ * As kv_response_error(), with a number: "line 3: invalid JSON", or
+ * {"error":"invalid JSON","status":400,"line":3}.
+ */
+void
+kv_response_error_with (SoupServerMessage *msg,
+                        guint              status,
+                        const char        *text,
+                        const char        *member,
+                        gint64             value)
+{
   gboolean json = kv_response_wants_json (soup_server_message_get_request_headers (msg));
   gsize len;
-  char *body = dup_error_body (status, text, op, json, &len);
+  char *body = dup_error_body (status, text, member, value, json, &len);
 
   set_nosniff (msg);
   soup_server_message_set_status (msg, status, NULL);
@@ -272,6 +295,25 @@ kv_response_append_json_string (GString    *out,
                                 gsize       len)
 {
   g_string_append_c (out, '"');
+  kv_response_append_json_chars (out, text, len);
+  g_string_append_c (out, '"');
+}
+
+/**
+ * kv_response_append_json_chars:
+ * @out: where to write
+ * @text: UTF-8 text, or a piece of it cut anywhere
+ * @len: its length in bytes
+ *
+ * Appends @text escaped as inside a JSON string, without the quotes: a
+ * long string can be written piece by piece. Each byte is escaped on its
+ * own, so a piece may end in the middle of a character.
+ */
+void
+kv_response_append_json_chars (GString    *out,
+                               const char *text,
+                               gsize       len)
+{
   for (gsize i = 0; i < len; i++)
     {
       guchar c = text[i];
@@ -286,7 +328,6 @@ kv_response_append_json_string (GString    *out,
       else
         g_string_append_c (out, c);
     }
-  g_string_append_c (out, '"');
 }
 
 /**
@@ -371,7 +412,7 @@ kv_response_build_refusal (guint               status,
   g_autofree char *body = NULL;
   gsize len;
 
-  body = dup_error_body (status, text, -1, json, &len);
+  body = dup_error_body (status, text, NULL, 0, json, &len);
 
   g_string_append_printf (response, "HTTP/1.1 %u %s\r\n", status, status_phrase (status));
   g_string_append (response, "Server: " PACKAGE_NAME "/" VERSION "\r\n");

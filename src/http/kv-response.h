@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 #define KV_TEXT_PLAIN "text/plain; charset=utf-8"
 #define KV_OCTET_STREAM "application/octet-stream"
 #define KV_JSON "application/json"
+#define KV_NDJSON "application/x-ndjson"
 
 /* RFC 6585 and RFC 9110; libsoup 3.2 knows neither by name. */
 #define KV_STATUS_HEADER_FIELDS_TOO_LARGE 431
@@ -25,6 +26,11 @@ void      kv_response_error_at         (SoupServerMessage  *msg,
                                         guint               status,
                                         const char         *text,
                                         gint64              op);
+void      kv_response_error_with       (SoupServerMessage  *msg,
+                                        guint               status,
+                                        const char         *text,
+                                        const char         *member,
+                                        gint64              value);
 void      kv_response_text             (SoupServerMessage  *msg,
                                         const char         *content_type,
                                         char               *text);
@@ -34,6 +40,9 @@ char     *kv_response_format_timestamp (gint64              usec);
 void      kv_response_append_json_string (GString          *out,
                                           const char       *text,
                                           gsize             len);
+void      kv_response_append_json_chars (GString          *out,
+                                         const char       *text,
+                                         gsize             len);
 void      kv_response_set_etag         (SoupMessageHeaders *headers,
                                         guint64             revision);
 GBytes   *kv_response_build_refusal    (guint               status,

@@ -59,6 +59,8 @@ static const struct
   { "/keys", kv_resource_keys },
   { "/txn", kv_resource_txn },
   { "/clear", kv_resource_clear },
+  { "/export", kv_resource_export },
+  { "/import", kv_resource_import },
   { "/healthz", kv_resource_health },
   { "/stats", kv_resource_stats },
   { "/metrics", kv_resource_metrics },
@@ -127,6 +129,8 @@ on_got_headers (SoupServerMessage *msg,
   KvConnection *connection = kv_connection_from_message (msg);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   KvAccessDenial denial;
+  const char *path;
+  const char *too_large = "value too large";
   guint64 max_body;
 
   if (connection == NULL)
@@ -139,17 +143,31 @@ on_got_headers (SoupServerMessage *msg,
       return;
     }
 
-  /* A transaction carries many values; everything else one at most. */
-  max_body = g_str_equal (g_uri_get_path (soup_server_message_get_uri (msg)), "/txn")
-             ? self->limits.max_txn_size : self->limits.max_value_size;
+  /* A transaction or an import carries many values; everything else one
+   * at most. */
+  path = g_uri_get_path (soup_server_message_get_uri (msg));
+  if (g_str_equal (path, "/txn"))
+    max_body = self->limits.max_txn_size;
+  else if (g_str_equal (path, "/import"))
+    {
+      max_body = self->limits.max_import_size;
+      too_large = "import too large";
+    }
+  else
+    max_body = self->limits.max_value_size;
 
   /* KvRequestFilter let through one Content-Length of digits at most. */
   if ((guint64) soup_message_headers_get_content_length (headers) > max_body)
     {
-      kv_connection_refuse (connection, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                            "value too large", NULL);
+      kv_connection_refuse (connection, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, too_large,
+                            NULL);
       return;
     }
+
+  if (g_str_equal (path, "/import") && soup_server_message_get_method (msg) == SOUP_METHOD_POST &&
+      soup_server_message_get_status (msg) == 0 &&
+      !kv_resource_import_begin (self, msg, connection))
+    return;
 
   if (soup_server_message_is_options_ping (msg))
     {
@@ -170,7 +188,7 @@ on_got_headers (SoupServerMessage *msg,
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "close");
 
-  kv_connection_headers_accepted (connection, msg, max_body);
+  kv_connection_headers_accepted (connection, msg, max_body, too_large);
 }
 
 /* ---- Requests in flight and the graceful stop ----

@@ -56,6 +56,7 @@ struct _KvConnection
   gint64 deadline;              /* for the request being read, or 0 */
   guint64 body_bytes;
   guint64 max_body;             /* for the request being read */
+  const char *too_large;        /* (unowned) the refusal past it */
 
   /* A call to the store while the request is paused, and the watch for
    * the client going away meanwhile, set up once the call takes long. */
@@ -516,7 +517,7 @@ on_got_chunk (SoupServerMessage *msg,
    * no more than the limit and one read block is ever held. */
   self->body_bytes += g_bytes_get_size (chunk);
   if (self->body_bytes > self->max_body)
-    kv_connection_refuse (self, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large",
+    kv_connection_refuse (self, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, self->too_large,
                           NULL);
 }
 
@@ -536,6 +537,7 @@ on_got_body (SoupServerMessage *msg,
  * @self: a #KvConnection
  * @msg: a request whose headers passed every check
  * @max_body: the largest body this request may have
+ * @too_large: the error's stable text past it, a static string
  *
  * Watches the body, when there is one, until it is all in: a chunked body
  * is counted against the limit as it arrives. Without a body the
@@ -544,13 +546,15 @@ on_got_body (SoupServerMessage *msg,
 void
 kv_connection_headers_accepted (KvConnection      *self,
                                 SoupServerMessage *msg,
-                                guint64            max_body)
+                                guint64            max_body,
+                                const char        *too_large)
 {
   SoupMessageHeaders *headers;
 
   g_return_if_fail (KV_IS_CONNECTION (self));
 
   self->max_body = max_body;
+  self->too_large = too_large;
   headers = soup_server_message_get_request_headers (msg);
   kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
   /* Most requests have no body: no handler for them. */
@@ -563,6 +567,25 @@ kv_connection_headers_accepted (KvConnection      *self,
     g_signal_connect (msg, "got-body", G_CALLBACK (on_got_body), self);
   else
     self->deadline = 0;
+}
+
+/**
+ * kv_connection_restart_deadline:
+ * @self: a #KvConnection
+ *
+ * The body being read has made the progress its server asks of it: the
+ * request has the request timeout again, from now. A server that lets a
+ * large body arrive at a minimum rate, rather than within one deadline,
+ * calls this every so many bytes. Nothing changes once the request is in.
+ */
+void
+kv_connection_restart_deadline (KvConnection *self)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+
+  if (self->deadline != 0)
+    self->deadline = g_get_monotonic_time () +
+                     kv_transport_get_limits (self->transport)->request_timeout * G_USEC_PER_SEC;
 }
 
 /**

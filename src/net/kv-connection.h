@@ -34,7 +34,9 @@ void              kv_connection_request_started    (KvConnection      *self,
                                                     SoupServerMessage *msg);
 void              kv_connection_headers_accepted   (KvConnection      *self,
                                                     SoupServerMessage *msg,
-                                                    guint64            max_body);
+                                                    guint64            max_body,
+                                                    const char        *too_large);
+void              kv_connection_restart_deadline   (KvConnection      *self);
 void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
 GCancellable     *kv_connection_call_started       (KvConnection      *self);
