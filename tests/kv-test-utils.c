@@ -336,6 +336,10 @@ kv_test_fixture_setup (KvTestFixture *fixture,
 void
 kv_test_fixture_teardown (KvTestFixture *fixture)
 {
+  /* A connection the session is closing may hold it until its idle runs. */
+  soup_session_abort (fixture->session);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
   g_assert_finalize_object (fixture->session);
   kv_test_server_stop (fixture->server);
   g_assert_finalize_object (fixture->storage);
