@@ -771,3 +771,28 @@ kv_test_run (const char * const *argv,
 {
   return kv_test_run_with_env (argv, NULL, exit_status, standard_error);
 }
+
+/**
+ * kv_test_remove_tree:
+ * @path: a directory
+ *
+ * Removes @path and everything below it; a symbolic link is removed, not
+ * followed.
+ */
+void
+kv_test_remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        kv_test_remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}

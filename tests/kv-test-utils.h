@@ -102,6 +102,7 @@ KvTestResponse *kv_test_fixture_request      (KvTestFixture      *fixture,
                                               const char         *body);
 
 /* Runs @argv to completion; returns its standard output. */
+void          kv_test_remove_tree      (const char         *path);
 GBytes       *kv_test_run              (const char * const *argv,
                                         int                *exit_status,
                                         char              **standard_error);

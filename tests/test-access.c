@@ -54,27 +54,13 @@ fixture_setup (Fixture       *f,
 }
 
 static void
-remove_tree (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_unlink (path);
-    }
-  g_rmdir (dir);
-}
-
-static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  user_data)
 {
   g_clear_pointer (&f->server, kv_test_server_stop);
   g_clear_error (&f->error);
   g_clear_object (&f->socket);
-  remove_tree (f->dir);
+  kv_test_remove_tree (f->dir);
   g_free (f->dir);
   g_object_unref (f->config);
   g_assert_finalize_object (f->storage);

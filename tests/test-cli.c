@@ -272,24 +272,6 @@ write_file (const char *path,
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 test_config_errors (void)
 {
   g_autoptr(GError) error = NULL;
@@ -400,7 +382,7 @@ test_config_search_order (void)
         g_unlink (order[i].path);
     }
 
-  remove_tree (dir);
+  kv_test_remove_tree (dir);
 }
 
 static void

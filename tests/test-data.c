@@ -61,35 +61,16 @@ fixture_setup (Fixture       *fixture,
   g_ptr_array_add (fixture->env, NULL);
 }
 
-/* systemd-analyze leaves its own directories in the runtime directory. */
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
 static void
 fixture_teardown (Fixture       *fixture,
                   gconstpointer  user_data)
 {
   if (fixture->man_dir != NULL)
     {
-      remove_tree (fixture->man_dir);
+      kv_test_remove_tree (fixture->man_dir);
       g_free (fixture->man_dir);
     }
-  remove_tree (fixture->runtime_dir);
+  kv_test_remove_tree (fixture->runtime_dir);
   g_free (fixture->runtime_dir);
   g_ptr_array_unref (fixture->env);
 }

@@ -25,24 +25,6 @@ typedef struct
 } Fixture;
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  user_data)
 {
@@ -66,7 +48,7 @@ fixture_teardown (Fixture       *fixture,
   if (fixture->mounted != NULL)
     umount2 (fixture->mounted, MNT_DETACH);
   g_clear_pointer (&fixture->mounted, g_free);
-  remove_tree (base);
+  kv_test_remove_tree (base);
   g_free (fixture->data_dir);
 }
 

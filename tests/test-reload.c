@@ -168,24 +168,6 @@ assert_put_size (guint16     port,
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 test_survives (void)
 {
   KvTestDaemon *daemon = kv_test_daemon_start (NULL);
@@ -599,7 +581,7 @@ test_xdg (void)
   g_assert_nonnull (strstr (summary, second_file));
 
   g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
-  remove_tree (dir);
+  kv_test_remove_tree (dir);
 }
 
 static void
@@ -629,7 +611,7 @@ test_xdg_late (void)
   g_assert_cmpuint (put_size (port, "k", 50), ==, 413);
 
   g_assert_cmpint (kv_test_daemon_stop (daemon), ==, 0);
-  remove_tree (dir);
+  kv_test_remove_tree (dir);
 }
 
 int

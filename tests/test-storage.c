@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 
 #include "storage/kv-map-storage.h"
+#include "kv-test-utils.h"
 
 typedef struct
 {
@@ -109,19 +110,7 @@ fixture_teardown (Fixture       *fixture,
   g_assert_finalize_object (fixture->storage);
 
   base = g_path_get_dirname (fixture->data_dir);
-  {
-    g_autoptr(GDir) dir = g_dir_open (fixture->data_dir, 0, NULL);
-    const char *name;
-
-    while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-      {
-        g_autofree char *path = g_build_filename (fixture->data_dir, name, NULL);
-
-        g_unlink (path);
-      }
-  }
-  g_rmdir (fixture->data_dir);
-  g_rmdir (base);
+  kv_test_remove_tree (base);
   g_free (fixture->data_dir);
 }
 

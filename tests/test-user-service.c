@@ -247,24 +247,6 @@ remove_stale_cgroups (const char *hierarchy)
     }
 }
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
 /* A test that was killed leaves its directory too, with the user's home
  * in it. */
 static void
@@ -279,7 +261,7 @@ remove_stale_dirs (void)
 
       if (is_stale (name, DIR_PREFIX) && g_file_test (path, G_FILE_TEST_IS_DIR) &&
           !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (path);
+        kv_test_remove_tree (path);
     }
 }
 
@@ -985,7 +967,7 @@ fixture_teardown (Fixture       *f,
     }
 
   if (f->dir != NULL)
-    remove_tree (f->dir);
+    kv_test_remove_tree (f->dir);
 
   g_clear_object (&f->manager);
   g_clear_object (&f->holder);

@@ -122,25 +122,25 @@ append_durability (GString             *out,
   const char *fsync = PREFIX "fsync_duration_seconds";
 
   append_uint_metric (out, PREFIX "log_bytes", "gauge", "Size of the log on disk",
-                      info->log_bytes);
+                      info->disk.log_bytes);
   append_uint_metric (out, PREFIX "snapshot_revision", "gauge",
-                      "Revision of the last snapshot, 0 if none", info->snapshot_revision);
+                      "Revision of the last snapshot, 0 if none", info->disk.snapshot_revision);
   append_header (out, PREFIX "snapshot_timestamp_seconds", "gauge",
                  "When the last snapshot was written, in seconds since the epoch, 0 if none");
   g_string_append (out, PREFIX "snapshot_timestamp_seconds ");
-  append_seconds (out, info->snapshot_time);
+  append_seconds (out, info->disk.snapshot_time);
   g_string_append_c (out, '\n');
   append_uint_metric (out, PREFIX "snapshot_bytes", "gauge", "Size of the last snapshot",
-                      info->snapshot_bytes);
+                      info->disk.snapshot_bytes);
   append_uint_metric (out, PREFIX "snapshots_total", "counter",
-                      "Snapshots written since the server started", info->snapshots);
+                      "Snapshots written since the server started", info->disk.snapshots);
   append_header (out, fsync, "summary", "Seconds each sync of the log took");
   g_string_append_printf (out, "%s_sum ", fsync);
-  append_seconds (out, info->fsync_usec);
-  g_string_append_printf (out, "\n%s_count %" G_GUINT64_FORMAT "\n", fsync, info->fsyncs);
+  append_seconds (out, info->disk.fsync_usec);
+  g_string_append_printf (out, "\n%s_count %" G_GUINT64_FORMAT "\n", fsync, info->disk.fsyncs);
   append_seconds_metric (out, PREFIX "fsync_max_seconds", "gauge",
                          "The longest sync of the log since the server started",
-                         info->fsync_max_usec);
+                         info->disk.fsync_max_usec);
 }
 
 static void

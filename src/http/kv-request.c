@@ -460,3 +460,46 @@ kv_request_load_json (JsonParser  *parser,
 
   return TRUE;
 }
+
+/**
+ * kv_request_json_has_only:
+ * @object: a JSON object from a request
+ * @allowed: (array zero-terminated=1): the member names it may have
+ *
+ * Returns: %TRUE if every member of @object is one of @allowed
+ */
+gboolean
+kv_request_json_has_only (JsonObject         *object,
+                          const char * const *allowed)
+{
+  g_autoptr(GList) names = json_object_get_members (object);
+
+  for (GList *l = names; l != NULL; l = l->next)
+    if (!g_strv_contains (allowed, l->data))
+      return FALSE;
+  return TRUE;
+}
+
+/**
+ * kv_request_json_get_string:
+ * @object: a JSON object from a request
+ * @name: a member name
+ * @value: (out) (transfer none) (nullable): the string, or %NULL when absent
+ *
+ * Returns: %FALSE if the member is there and not a string
+ */
+gboolean
+kv_request_json_get_string (JsonObject  *object,
+                            const char  *name,
+                            const char **value)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  *value = NULL;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return FALSE;
+  *value = json_node_get_string (node);
+  return TRUE;
+}

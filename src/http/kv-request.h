@@ -37,6 +37,11 @@ gboolean kv_request_parse_limit        (const char         *text,
 gboolean kv_request_query_has_name     (const char         *query,
                                         const char         *name);
 GBytes  *kv_request_decode_base64      (const char         *text);
+gboolean kv_request_json_has_only     (JsonObject         *object,
+                                       const char * const *allowed);
+gboolean kv_request_json_get_string   (JsonObject         *object,
+                                       const char         *name,
+                                       const char        **value);
 gboolean kv_request_load_json          (JsonParser         *parser,
                                         const char         *data,
                                         gsize               len,

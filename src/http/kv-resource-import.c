@@ -187,36 +187,9 @@ refuse_line (Import     *self,
   return FALSE;
 }
 
-static gboolean
-only_members (JsonObject *object)
-{
-  static const char * const allowed[] = {
-    "key", "value", "value_base64", "content_type", "expires_at", "revision", NULL
-  };
-  g_autoptr(GList) names = json_object_get_members (object);
-
-  for (GList *l = names; l != NULL; l = l->next)
-    if (!g_strv_contains (allowed, l->data))
-      return FALSE;
-  return TRUE;
-}
-
-/* A string member, or NULL when absent; FALSE when present and not one. */
-static gboolean
-get_string (JsonObject  *object,
-            const char  *name,
-            const char **value)
-{
-  JsonNode *node = json_object_get_member (object, name);
-
-  *value = NULL;
-  if (node == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return FALSE;
-  *value = json_node_get_string (node);
-  return TRUE;
-}
+static const char * const entry_members[] = {
+  "key", "value", "value_base64", "content_type", "expires_at", "revision", NULL
+};
 
 /* An RFC 3339 timestamp, as export writes it, in microseconds. */
 static gboolean
@@ -258,10 +231,10 @@ read_line (Import     *self,
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "line must be an object");
   object = json_node_get_object (root);
-  if (!only_members (object))
+  if (!kv_request_json_has_only (object, entry_members))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "unknown member");
 
-  if (!get_string (object, "key", &key) || key == NULL)
+  if (!kv_request_json_get_string (object, "key", &key) || key == NULL)
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "key required");
   status = kv_request_check_key (key, strlen (key), limits->max_key_size);
   if (status == SOUP_STATUS_REQUEST_URI_TOO_LONG)
@@ -269,7 +242,7 @@ read_line (Import     *self,
   if (status != 0)
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "invalid key");
 
-  if (!get_string (object, "value", &text) || !get_string (object, "value_base64", &base64))
+  if (!kv_request_json_get_string (object, "value", &text) || !kv_request_json_get_string (object, "value_base64", &base64))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "invalid value");
   if ((text == NULL) == (base64 == NULL))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "one of value and value_base64 required");
@@ -282,11 +255,11 @@ read_line (Import     *self,
   if (g_bytes_get_size (value) > limits->max_value_size)
     return refuse_line (self, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large");
 
-  if (!get_string (object, "content_type", &content_type) ||
+  if (!kv_request_json_get_string (object, "content_type", &content_type) ||
       (content_type != NULL && !kv_request_parse_media_type (content_type)))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "invalid content type");
 
-  if (!get_string (object, "expires_at", &expires_at) ||
+  if (!kv_request_json_get_string (object, "expires_at", &expires_at) ||
       (expires_at != NULL && !parse_timestamp (expires_at, &deadline)))
     return refuse_line (self, SOUP_STATUS_BAD_REQUEST, "invalid expires_at");
 

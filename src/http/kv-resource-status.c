@@ -69,22 +69,22 @@ answer_stats (SoupServerMessage   *msg,
 
       json_builder_set_member_name (builder, "fsync");
       json_builder_add_string_value (builder, g_enum_get_value (modes, info->fsync)->value_nick);
-      MEMBER ("log_bytes", info->log_bytes);
-      MEMBER ("snapshot_revision", info->snapshot_revision);
+      MEMBER ("log_bytes", info->disk.log_bytes);
+      MEMBER ("snapshot_revision", info->disk.snapshot_revision);
       json_builder_set_member_name (builder, "snapshot_time");
-      if (info->snapshot_time != 0)
+      if (info->disk.snapshot_time != 0)
         {
-          g_autofree char *stamp = kv_response_format_timestamp (info->snapshot_time);
+          g_autofree char *stamp = kv_response_format_timestamp (info->disk.snapshot_time);
 
           json_builder_add_string_value (builder, stamp);
         }
       else
         json_builder_add_null_value (builder);
-      MEMBER ("snapshot_bytes", info->snapshot_bytes);
-      MEMBER ("snapshots", info->snapshots);
-      MEMBER ("fsyncs", info->fsyncs);
-      MEMBER ("fsync_usec", info->fsync_usec);
-      MEMBER ("fsync_max_usec", info->fsync_max_usec);
+      MEMBER ("snapshot_bytes", info->disk.snapshot_bytes);
+      MEMBER ("snapshots", info->disk.snapshots);
+      MEMBER ("fsyncs", info->disk.fsyncs);
+      MEMBER ("fsync_usec", info->disk.fsync_usec);
+      MEMBER ("fsync_max_usec", info->disk.fsync_max_usec);
     }
 #undef MEMBER
   json_builder_end_object (builder);

@@ -36,35 +36,6 @@ problem (Problem    *p,
   return FALSE;
 }
 
-static gboolean
-only_members (JsonObject         *object,
-              const char * const *allowed)
-{
-  g_autoptr(GList) names = json_object_get_members (object);
-
-  for (GList *l = names; l != NULL; l = l->next)
-    if (!g_strv_contains (allowed, l->data))
-      return FALSE;
-  return TRUE;
-}
-
-/* A string member, or NULL when absent; FALSE when present and not one. */
-static gboolean
-get_string (JsonObject  *object,
-            const char  *name,
-            const char **value)
-{
-  JsonNode *node = json_object_get_member (object, name);
-
-  *value = NULL;
-  if (node == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return FALSE;
-  *value = json_node_get_string (node);
-  return TRUE;
-}
-
 /* "if_match": a revision (a number, or its digits as a string) or "*";
  * "if_none_match": "*". */
 static gboolean
@@ -108,7 +79,7 @@ parse_condition (JsonObject  *object,
         }
     }
 
-  if (!get_string (object, "if_none_match", &if_none_match))
+  if (!kv_request_json_get_string (object, "if_none_match", &if_none_match))
     return FALSE;
   if (if_none_match != NULL)
     {
@@ -128,7 +99,7 @@ parse_key (KvServer    *server,
            const char **key,
            Problem     *p)
 {
-  if (!get_string (object, name, key) || *key == NULL)
+  if (!kv_request_json_get_string (object, name, key) || *key == NULL)
     return problem (p, SOUP_STATUS_BAD_REQUEST, g_str_equal (name, "key") ? "key required"
                                                                           : "prefix required",
                     index);
@@ -163,9 +134,9 @@ parse_put (KvServer   *server,
   KvSetOptions options = { NULL, KV_TTL_NONE, 0, &condition };
   JsonNode *keepttl;
 
-  if (!only_members (object, allowed))
+  if (!kv_request_json_has_only (object, allowed))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "unknown member", index);
-  if (!get_string (object, "value", &text) || !get_string (object, "value_base64", &base64))
+  if (!kv_request_json_get_string (object, "value", &text) || !kv_request_json_get_string (object, "value_base64", &base64))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid value", index);
   if ((text == NULL) == (base64 == NULL))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "one of value and value_base64 required", index);
@@ -178,13 +149,13 @@ parse_put (KvServer   *server,
   if (g_bytes_get_size (value) > kv_server_get_limits (server)->max_value_size)
     return problem (p, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "value too large", index);
 
-  if (!get_string (object, "content_type", &content_type) ||
+  if (!kv_request_json_get_string (object, "content_type", &content_type) ||
       (content_type != NULL && !kv_request_parse_media_type (content_type)))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid content type", index);
   options.content_type = content_type;
 
   keepttl = json_object_get_member (object, "keepttl");
-  if (!get_string (object, "ttl", &ttl) ||
+  if (!kv_request_json_get_string (object, "ttl", &ttl) ||
       (keepttl != NULL && (!JSON_NODE_HOLDS_VALUE (keepttl) ||
                            json_node_get_value_type (keepttl) != G_TYPE_BOOLEAN)) ||
       (ttl != NULL && keepttl != NULL))
@@ -221,12 +192,12 @@ parse_op (KvServer *server,
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "operation must be an object", index);
   object = json_node_get_object (node);
-  if (!get_string (object, "op", &op) || op == NULL)
+  if (!kv_request_json_get_string (object, "op", &op) || op == NULL)
     return problem (p, SOUP_STATUS_BAD_REQUEST, "op required", index);
 
   if (g_str_equal (op, "delete_prefix"))
     {
-      if (!only_members (object, prefixed))
+      if (!kv_request_json_has_only (object, prefixed))
         return problem (p, SOUP_STATUS_BAD_REQUEST, "unknown member", index);
       if (!parse_key (server, object, "prefix", index, &key, p))
         return FALSE;
@@ -241,7 +212,7 @@ parse_op (KvServer *server,
   if (g_str_equal (op, "put"))
     return parse_put (server, object, index, key, txn, p);
 
-  if (!only_members (object, keyed))
+  if (!kv_request_json_has_only (object, keyed))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "unknown member", index);
   if (!parse_condition (object, &condition))
     return problem (p, SOUP_STATUS_BAD_REQUEST, "invalid precondition", index);

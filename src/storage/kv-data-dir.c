@@ -32,7 +32,6 @@
 #define LOCK_NAME "LOCK"
 #define LOG_PREFIX "log-"
 #define SNAPSHOT_PREFIX "snapshot-"
-#define LOG_MAGIC "crafty-kv log"
 /* After a failed snapshot, wait before trying again. */
 #define RETRY_USEC (10 * G_USEC_PER_SEC)
 
@@ -255,8 +254,6 @@ load_segment (const char         *path,
   KvFrameReader reader;
   KvRecordType type;
   KvPayload payload;
-  const guint8 *magic;
-  gsize magic_len;
   guint64 version, base, last_commit = 0;
   KvFrameStatus status;
 
@@ -277,9 +274,7 @@ load_segment (const char         *path,
       return TRUE;
     }
   if (status != KV_FRAME_OK || type != KV_RECORD_LOG_HEADER ||
-      !kv_payload_read_string (&payload, &magic, &magic_len) ||
-      magic_len != strlen (LOG_MAGIC) || memcmp (magic, LOG_MAGIC, magic_len) != 0 ||
-      !kv_payload_read_varint (&payload, &version) ||
+      !kv_payload_read_magic (&payload, KV_RECORD_LOG_MAGIC, &version) ||
       !kv_payload_read_varint (&payload, &base))
     return damaged (path, 0, "not a crafty-kv log", error);
   if (version != KV_RECORD_FORMAT_VERSION)

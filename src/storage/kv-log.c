@@ -330,7 +330,7 @@ kv_log_open_segment (KvLog       *self,
       g_autoptr(GByteArray) header = g_byte_array_new ();
       gsize start = kv_record_begin (header, KV_RECORD_LOG_HEADER);
 
-      kv_record_append_string (header, "crafty-kv log", 13);
+      kv_record_append_string (header, KV_RECORD_LOG_MAGIC, strlen (KV_RECORD_LOG_MAGIC));
       kv_record_append_varint (header, KV_RECORD_FORMAT_VERSION);
       kv_record_append_varint (header, base_revision);
       kv_record_end (header, start);

@@ -133,33 +133,34 @@ lookup_locked (KvMapStorage *self,
   return g_hash_table_lookup (self->entries, probe);
 }
 
+static const Expiry *
+lookup_expiry_locked (KvMapStorage  *self,
+                      const KvEntry *entry)
+{
+  return kv_entry_get_has_ttl (entry) ? g_hash_table_lookup (self->expiries, entry) : NULL;
+}
+
+/* When @entry expires, monotonic time, or 0. */
 static gint64
 deadline_locked (KvMapStorage  *self,
                  const KvEntry *entry)
 {
-  const Expiry *expiry;
+  const Expiry *expiry = lookup_expiry_locked (self, entry);
 
-  if (!kv_entry_get_has_ttl (entry))
-    return 0;
-
-  expiry = g_hash_table_lookup (self->expiries, entry);
-  return expiry->deadline;
+  return expiry != NULL ? expiry->deadline : 0;
 }
 
-/* When @entry expires on the wall clock, or 0. Kept from when the TTL was
- * set, so that every answer (and the log) gives the same instant. */
+/* The same on the wall clock, or 0: kept from when the TTL was set, so
+ * that every answer, and the log, give the same instant. */
 static gint64
 expires_at_locked (KvMapStorage  *self,
                    const KvEntry *entry)
 {
-  const Expiry *expiry;
+  const Expiry *expiry = lookup_expiry_locked (self, entry);
 
-  if (!kv_entry_get_has_ttl (entry))
-    return 0;
-
-  expiry = g_hash_table_lookup (self->expiries, entry);
-  return expiry->wall;
+  return expiry != NULL ? expiry->wall : 0;
 }
+
 
 static gboolean
 is_expired_locked (KvMapStorage  *self,
@@ -1018,18 +1019,8 @@ kv_map_storage_get_info (KvStorage     *storage,
   info->durable = self->data_dir != NULL;
   if (self->data_dir != NULL)
     {
-      KvDataDirInfo dir;
-
-      kv_data_dir_get_info (self->data_dir, &dir);
+      kv_data_dir_get_info (self->data_dir, &info->disk);
       info->fsync = kv_log_get_mode (self->log);
-      info->log_bytes = dir.log_bytes;
-      info->snapshot_bytes = dir.snapshot_bytes;
-      info->snapshot_revision = dir.snapshot_revision;
-      info->snapshot_time = dir.snapshot_time;
-      info->snapshots = dir.snapshots;
-      info->fsyncs = dir.fsyncs;
-      info->fsync_usec = dir.fsync_usec;
-      info->fsync_max_usec = dir.fsync_max_usec;
     }
 }
 

@@ -275,6 +275,27 @@ kv_payload_read_string (KvPayload     *self,
   return TRUE;
 }
 
+/**
+ * kv_payload_read_magic:
+ * @self: the rest of a header frame's payload
+ * @magic: the string that starts the file's header
+ * @version: (out): the format version that follows it
+ *
+ * Returns: %FALSE if the payload does not start with @magic and a version
+ */
+gboolean
+kv_payload_read_magic (KvPayload  *self,
+                       const char *magic,
+                       guint64    *version)
+{
+  const guint8 *found;
+  gsize len;
+
+  return kv_payload_read_string (self, &found, &len) &&
+         len == strlen (magic) && memcmp (found, magic, len) == 0 &&
+         kv_payload_read_varint (self, version);
+}
+
 static gboolean
 read_value (KvPayload      *self,
             KvRecordChange *change)

@@ -24,6 +24,9 @@ typedef enum
 } KvRecordType;
 
 #define KV_RECORD_FORMAT_VERSION 1
+/* What the header frame of each kind of file starts with. */
+#define KV_RECORD_LOG_MAGIC "crafty-kv log"
+#define KV_RECORD_SNAPSHOT_MAGIC "crafty-kv snapshot"
 
 /* Writing */
 gsize    kv_record_begin         (GByteArray    *out,
@@ -104,6 +107,9 @@ gboolean      kv_payload_read_varint  (KvPayload      *self,
 gboolean      kv_payload_read_string  (KvPayload      *self,
                                        const guint8  **data,
                                        gsize          *len);
+gboolean      kv_payload_read_magic   (KvPayload      *self,
+                                       const char     *magic,
+                                       guint64        *version);
 gboolean      kv_payload_read_change  (KvPayload      *self,
                                        guint64         revision,
                                        KvRecordChange *change);

@@ -18,7 +18,6 @@
 
 #include "kv-snapshot.h"
 
-#define SNAPSHOT_MAGIC "crafty-kv snapshot"
 /* Entries per frame are bounded by size: a damaged frame names a small
  * part of the file. */
 #define FRAME_SIZE (64 * 1024)
@@ -67,7 +66,7 @@ write_frames (int          fd,
   gsize start;
 
   start = kv_record_begin (buffer, KV_RECORD_SNAPSHOT_HEADER);
-  kv_record_append_string (buffer, SNAPSHOT_MAGIC, strlen (SNAPSHOT_MAGIC));
+  kv_record_append_string (buffer, KV_RECORD_SNAPSHOT_MAGIC, strlen (KV_RECORD_SNAPSHOT_MAGIC));
   kv_record_append_varint (buffer, KV_RECORD_FORMAT_VERSION);
   kv_record_append_varint (buffer, kv_dump_get_revision (dump));
   kv_record_append_varint (buffer, g_get_real_time ());
@@ -201,8 +200,6 @@ kv_snapshot_load (const char           *path,
   KvFrameReader reader;
   KvRecordType type;
   KvPayload payload;
-  const guint8 *magic;
-  gsize magic_len;
   guint64 version, rev, time, count, end_rev, end_count, seen = 0;
 
   file = g_mapped_file_new (path, FALSE, error);
@@ -213,9 +210,7 @@ kv_snapshot_load (const char           *path,
                         g_mapped_file_get_length (file));
   if (kv_frame_reader_next (&reader, &type, &payload) != KV_FRAME_OK ||
       type != KV_RECORD_SNAPSHOT_HEADER ||
-      !kv_payload_read_string (&payload, &magic, &magic_len) ||
-      magic_len != strlen (SNAPSHOT_MAGIC) || memcmp (magic, SNAPSHOT_MAGIC, magic_len) != 0 ||
-      !kv_payload_read_varint (&payload, &version) ||
+      !kv_payload_read_magic (&payload, KV_RECORD_SNAPSHOT_MAGIC, &version) ||
       !kv_payload_read_varint (&payload, &rev) ||
       !kv_payload_read_varint (&payload, &time) ||
       !kv_payload_read_varint (&payload, &count))

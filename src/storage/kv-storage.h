@@ -8,6 +8,7 @@
 
 #include "storage/kv-change-hub.h"
 #include "storage/kv-condition.h"
+#include "storage/kv-data-dir.h"
 #include "storage/kv-dump.h"
 #include "storage/kv-entry.h"
 #include "storage/kv-log.h"
@@ -47,14 +48,7 @@ GQuark kv_storage_error_quark (void);
  * @durable: whether the store keeps its data on disk; the fields below are
  *   0 if not
  * @fsync: when its log reaches the disk
- * @log_bytes: the size of its log
- * @snapshot_bytes: the size of its last snapshot
- * @snapshot_revision: the revision of its last snapshot, 0 if none
- * @snapshot_time: when that was written, wall-clock µs, 0 if none
- * @snapshots: snapshots written since the store was opened
- * @fsyncs: syncs of its log since the store was opened
- * @fsync_usec: the time they took, together
- * @fsync_max_usec: the longest of them
+ * @disk: its log, snapshots and syncs
  */
 typedef struct
 {
@@ -64,14 +58,7 @@ typedef struct
   guint64 expired;
   gboolean durable;
   KvFsyncMode fsync;
-  guint64 log_bytes;
-  guint64 snapshot_bytes;
-  guint64 snapshot_revision;
-  gint64 snapshot_time;
-  guint64 snapshots;
-  guint64 fsyncs;
-  guint64 fsync_usec;
-  guint64 fsync_max_usec;
+  KvDataDirInfo disk;
 } KvStorageInfo;
 
 #define KV_TYPE_STORAGE (kv_storage_get_type ())
