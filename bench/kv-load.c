@@ -18,7 +18,8 @@
  *
  * Helpers for the script: --free-port prints a TCP port that was free a
  * moment ago; --wait-port PORT waits until something accepts connections on
- * it.
+ * it; --wait-ready PORT waits until the server there answers a request
+ * (a server may accept connections before it has loaded its data).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -41,6 +42,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -778,6 +780,85 @@ wait_port (int   port,
   return 1;
 }
 
+/* Polls every 200 µs, as wait_port(), until a request on a new connection
+ * gets the answer of a server that is ready: 200 to GET /healthz, +PONG to
+ * PING (Redis answers -LOADING while it loads its files), VERSION to
+ * memcached's version. Start-up times after loading data are measured with
+ * this. */
+static int
+wait_ready (int   port,
+            pid_t pid)
+{
+  double deadline = now () + cfg.timeout;
+  struct timespec pause = { 0, 200000 };
+  char request[400];
+  const char *expect = NULL;
+  size_t expect_len;
+
+  switch (cfg.protocol)
+    {
+    case PROTO_HTTP:
+      snprintf (request, sizeof request,
+                "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                cfg.host, port);
+      expect = "HTTP/1.1 200";
+      break;
+    case PROTO_REDIS:
+      snprintf (request, sizeof request, "PING\r\n");
+      expect = "+PONG";
+      break;
+    case PROTO_MEMCACHE:
+      snprintf (request, sizeof request, "version\r\n");
+      expect = "VERSION";
+      break;
+    }
+  expect_len = strlen (expect);
+
+  while (now () < deadline)
+    {
+      int fd = connect_to (cfg.host, port);
+
+      if (fd >= 0)
+        {
+          struct timeval wait = { 1, 0 };
+          char answer[64];
+          size_t got = 0, sent = 0, len = strlen (request);
+
+          setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+          setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
+          while (sent < len)
+            {
+              ssize_t n = send (fd, request + sent, len - sent, MSG_NOSIGNAL);
+
+              if (n <= 0)
+                break;
+              sent += (size_t) n;
+            }
+          while (sent == len && got < expect_len)
+            {
+              ssize_t n = read (fd, answer + got, sizeof answer - got);
+
+              if (n <= 0)
+                break;
+              got += (size_t) n;
+            }
+          close (fd);
+          if (got >= expect_len && memcmp (answer, expect, expect_len) == 0)
+            return 0;
+        }
+      if (pid > 0 && kill (pid, 0) < 0 && errno == ESRCH)
+        {
+          fprintf (stderr, "kv-load: process %d exited before port %d was ready\n",
+                   (int) pid, port);
+          return 1;
+        }
+      nanosleep (&pause, NULL);
+    }
+  fprintf (stderr, "kv-load: nothing ready on port %d within %.1f s\n",
+           port, cfg.timeout);
+  return 1;
+}
+
 static void
 usage (FILE *out)
 {
@@ -794,7 +875,9 @@ usage (FILE *out)
          "  --timeout SEC                     give up after SEC (default 600)\n"
          "  --free-port                       print a free TCP port and exit\n"
          "  --wait-port PORT [--pid PID]      wait until PORT accepts connections\n"
-         "                                    (or until process PID has exited)\n",
+         "                                    (or until process PID has exited)\n"
+         "  --wait-ready PORT [--pid PID]     wait until the server on PORT answers\n"
+         "                                    that it is ready (--protocol says how)\n",
          out);
 }
 
@@ -820,7 +903,7 @@ main (int    argc,
     OPT_PROTOCOL = 256, OPT_HOST, OPT_PORT, OPT_OP, OPT_PREFIX, OPT_KEY_SIZE,
     OPT_KEYS, OPT_SEQUENTIAL, OPT_REQUESTS, OPT_DURATION, OPT_CONNECTIONS,
     OPT_DEPTH, OPT_VALUE_SIZE, OPT_TIMEOUT, OPT_FREE_PORT, OPT_WAIT_PORT,
-    OPT_PID, OPT_HELP,
+    OPT_WAIT_READY, OPT_PID, OPT_HELP,
   };
   static const struct option options[] = {
     { "protocol", required_argument, NULL, OPT_PROTOCOL },
@@ -839,12 +922,14 @@ main (int    argc,
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "free-port", no_argument, NULL, OPT_FREE_PORT },
     { "wait-port", required_argument, NULL, OPT_WAIT_PORT },
+    { "wait-ready", required_argument, NULL, OPT_WAIT_READY },
     { "pid", required_argument, NULL, OPT_PID },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
   };
   int opt;
   int wait_for = 0;
+  int ready_for = 0;
   pid_t wait_pid = 0;
 
   while ((opt = getopt_long (argc, argv, "", options, NULL)) != -1)
@@ -925,6 +1010,9 @@ main (int    argc,
         case OPT_WAIT_PORT:
           wait_for = (int) parse_number (optarg, "wait-port");
           break;
+        case OPT_WAIT_READY:
+          ready_for = (int) parse_number (optarg, "wait-ready");
+          break;
         case OPT_PID:
           wait_pid = (pid_t) parse_number (optarg, "pid");
           break;
@@ -941,6 +1029,8 @@ main (int    argc,
 
   if (wait_for > 0)
     return wait_port (wait_for, wait_pid);
+  if (ready_for > 0)
+    return wait_ready (ready_for, wait_pid);
   if (cfg.port <= 0 || cfg.port > 65535)
     die ("--port is required");
   return run_load ();
