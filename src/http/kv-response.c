@@ -35,6 +35,8 @@ kv_response_status_for_error (const GError *error)
           return SOUP_STATUS_PRECONDITION_FAILED;
         case KV_STORAGE_ERROR_INSUFFICIENT_STORAGE:
           return SOUP_STATUS_INSUFFICIENT_STORAGE;
+        case KV_STORAGE_ERROR_COMPACTED:
+          return SOUP_STATUS_GONE;
         }
     }
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
