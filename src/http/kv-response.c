@@ -236,6 +236,37 @@ kv_response_error_with (SoupServerMessage *msg,
 }
 
 /**
+ * kv_response_error_revision:
+ * @msg: the request
+ * @status: an HTTP error status
+ * @text: the error's stable text
+ * @oldest: the oldest revision a watch can start from
+ *
+ * As kv_response_error(), for a watch that asks for a revision the history
+ * does not have: the oldest it has goes in KV-Oldest-Revision, and in the
+ * JSON body as "oldest_revision".
+ */
+void
+kv_response_error_revision (SoupServerMessage *msg,
+                            guint              status,
+                            const char        *text,
+                            guint64            oldest)
+{
+  gboolean json = kv_response_wants_json (soup_server_message_get_request_headers (msg));
+  gsize len;
+  char *body = dup_error_body (status, text, json ? "oldest_revision" : NULL, oldest, json, &len);
+  char value[24];
+
+  g_snprintf (value, sizeof value, "%" G_GUINT64_FORMAT, oldest);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "KV-Oldest-Revision", value);
+  set_nosniff (msg);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, json ? KV_JSON : KV_TEXT_PLAIN, SOUP_MEMORY_TAKE,
+                                    body, len);
+}
+
+/**
  * kv_response_text:
  * @msg: the request
  * @content_type: the body's media type

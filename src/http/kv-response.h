@@ -31,6 +31,10 @@ void      kv_response_error_with       (SoupServerMessage  *msg,
                                         const char         *text,
                                         const char         *member,
                                         gint64              value);
+void      kv_response_error_revision   (SoupServerMessage  *msg,
+                                        guint               status,
+                                        const char         *text,
+                                        guint64             oldest);
 void      kv_response_text             (SoupServerMessage  *msg,
                                         const char         *content_type,
                                         char               *text);

@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <glib-unix.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +66,12 @@ struct _KvConnection
   gint64 call_since;
   GSource *hangup_watch;        /* (owned) (nullable) */
 
+  /* An answer that streams until the server ends it, and the watch for
+   * the client going away meanwhile. */
+  GSource *stream_watch;        /* (owned) (nullable) */
+  KvConnectionFunc hung_up;
+  gpointer hung_up_data;
+
   GSource *refusal;             /* (owned) (nullable) a refusal waiting to be made */
   guint refused_status;         /* 0 for a hang-up */
   const char *refused_text;
@@ -102,10 +109,23 @@ clear_call (KvConnection *self)
 }
 
 static void
+clear_stream (KvConnection *self)
+{
+  if (self->stream_watch != NULL)
+    {
+      g_source_destroy (self->stream_watch);
+      g_clear_pointer (&self->stream_watch, g_source_unref);
+    }
+  self->hung_up = NULL;
+  self->hung_up_data = NULL;
+}
+
+static void
 kv_connection_finalize (GObject *object)
 {
   KvConnection *self = KV_CONNECTION (object);
 
+  clear_stream (self);
   clear_call (self);
   g_clear_object (&self->spare);
   end_idle (self);
@@ -711,6 +731,97 @@ kv_connection_check_call (KvConnection *self,
   self->hangup_watch = g_socket_create_source (self->socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
   g_source_set_callback (self->hangup_watch, G_SOURCE_FUNC (on_hangup_watch), self, NULL);
   g_source_attach (self->hangup_watch, kv_transport_get_context (self->transport));
+}
+
+static gboolean
+on_stream_watch (int           fd,
+                 GIOCondition  condition,
+                 gpointer      data)
+{
+  KvConnection *self = data;
+  KvConnectionFunc hung_up = self->hung_up;
+  gpointer hung_up_data = self->hung_up_data;
+
+  g_clear_pointer (&self->stream_watch, g_source_unref);
+  self->hung_up = NULL;
+  self->hung_up_data = NULL;
+  g_debug ("The client of a stream hung up or sent more");
+  if (hung_up != NULL)
+    hung_up (self, hung_up_data);
+
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * kv_connection_stream_started:
+ * @self: a #KvConnection
+ * @hung_up: called once, in the connection's main context, when the
+ *   client goes away (the end of the stream, or an error) or sends
+ *   anything more, which a stream never answers
+ * @user_data: data for @hung_up
+ *
+ * The answer being written goes on until the server ends it (a watch):
+ * the request has no deadline any more, and an answer that has nothing
+ * to send for a while is not idle. libsoup, whose message waits for the
+ * next piece, would not notice a client that went away meanwhile: the
+ * socket is watched for it, without a timeout. Its only bound is the
+ * socket's timeout on a write that makes no progress.
+ */
+void
+kv_connection_stream_started (KvConnection     *self,
+                              KvConnectionFunc  hung_up,
+                              gpointer          user_data)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+  g_return_if_fail (hung_up != NULL);
+
+  clear_stream (self);
+  self->deadline = 0;
+  kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
+  self->hung_up = hung_up;
+  self->hung_up_data = user_data;
+  /* Not g_socket_create_source(): that one would fire at the socket's
+   * timeout, and the stream may stay silent for longer. */
+  self->stream_watch = g_unix_fd_source_new (g_socket_get_fd (self->socket),
+                                             G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (self->stream_watch, G_SOURCE_FUNC (on_stream_watch), self, NULL);
+  g_source_attach (self->stream_watch, kv_transport_get_context (self->transport));
+}
+
+/**
+ * kv_connection_stream_done:
+ * @self: a #KvConnection
+ *
+ * The stream has ended: its hung-up function is not called any more.
+ */
+void
+kv_connection_stream_done (KvConnection *self)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+
+  clear_stream (self);
+}
+
+/**
+ * kv_connection_hang_up:
+ * @self: a #KvConnection
+ * @msg: its request being answered
+ *
+ * Takes the connection from libsoup and closes it now, gently (what was
+ * written goes out, what the client still sends is drained): for an
+ * answer that cannot end otherwise, whose client went away or does not
+ * read. libsoup says nothing more of @msg. @self may be gone when this
+ * returns.
+ */
+void
+kv_connection_hang_up (KvConnection      *self,
+                       SoupServerMessage *msg)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+
+  clear_stream (self);
+  self->deadline = 0;
+  steal_and_close (self, msg, NULL);
 }
 
 /* For a stop: a connection between two requests is closed now, the
