@@ -87,7 +87,8 @@ typedef struct
   gboolean ended;               /* the last chunk is handed */
   gint64 last_handed;           /* monotonic, for heartbeats */
 
-  GSource *gone_watch;          /* (owned) (nullable) the message finished */
+  gulong gone_id;               /* on the stream's cancellable: the message finished */
+  GSource *gone;                /* (owned) (nullable) acting on it */
   GSource *grace;               /* (owned) (nullable) a stop waiting for a chunk */
 } Watch;
 
@@ -158,7 +159,9 @@ watch_free (gpointer data)
     }
   if (self->counted)
     kv_stats_end_watch (kv_server_get_stats (self->server));
-  clear_source (&self->gone_watch);
+  if (self->gone_id != 0)
+    g_cancellable_disconnect (kv_chunk_stream_get_cancellable (self->stream), self->gone_id);
+  clear_source (&self->gone);
   clear_source (&self->grace);
   g_queue_clear_full (&self->events, event_free);
   g_free (self->key);
@@ -480,20 +483,36 @@ static const KvWatcherFuncs watcher_funcs = { stop, tick };
 /* The message is finished while the stream waits for events: let the
  * stream go. */
 static gboolean
-on_gone (GCancellable *cancellable,
-         gpointer      data)
+on_gone (gpointer data)
 {
   Watch *self = data;
   g_autoptr(GError) error = NULL;
 
-  g_clear_pointer (&self->gone_watch, g_source_unref);
+  g_clear_pointer (&self->gone, g_source_unref);
   unsubscribe (self);
   if (kv_chunk_stream_is_asking (self->stream) && !self->subscribing)
     {
-      g_cancellable_set_error_if_cancelled (cancellable, &error);
+      g_cancellable_set_error_if_cancelled (kv_chunk_stream_get_cancellable (self->stream),
+                                            &error);
       kv_chunk_stream_fail (self->stream, error);
     }
   return G_SOURCE_REMOVE;
+}
+
+/* In libsoup's finished signal: act once it has returned. A handler
+ * rather than a source, which every turn of the main loop would look at
+ * for each of a thousand streams. */
+static void
+on_cancelled (GCancellable *cancellable,
+              gpointer      data)
+{
+  Watch *self = data;
+
+  if (self->gone != NULL)
+    return;
+  self->gone = g_idle_source_new ();
+  g_source_set_callback (self->gone, on_gone, self, NULL);
+  g_source_attach (self->gone, g_main_context_get_thread_default ());
 }
 
 static void
@@ -577,9 +596,8 @@ next (KvChunkStream *stream,
 
   /* The subscription is made when the answer can begin. */
   self->stream = stream;
-  self->gone_watch = g_cancellable_source_new (kv_chunk_stream_get_cancellable (stream));
-  g_source_set_callback (self->gone_watch, G_SOURCE_FUNC (on_gone), self, NULL);
-  g_source_attach (self->gone_watch, g_main_context_get_thread_default ());
+  self->gone_id = g_cancellable_connect (kv_chunk_stream_get_cancellable (stream),
+                                         G_CALLBACK (on_cancelled), self, NULL);
 
   options = (KvSubscribeOptions) { self->since, self->key, self->prefix };
   self->subscribing = TRUE;

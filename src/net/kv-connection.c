@@ -25,7 +25,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <glib-unix.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -66,10 +65,9 @@ struct _KvConnection
   gint64 call_since;
   GSource *hangup_watch;        /* (owned) (nullable) */
 
-  /* An answer that streams until the server ends it, and the watch for
-   * the client going away meanwhile. */
-  GSource *stream_watch;        /* (owned) (nullable) */
-  KvConnectionFunc hung_up;
+  /* An answer that streams until the server ends it, whose client the
+   * transport's sweep looks for meanwhile. */
+  KvConnectionFunc hung_up;     /* (nullable) while it streams */
   gpointer hung_up_data;
 
   GSource *refusal;             /* (owned) (nullable) a refusal waiting to be made */
@@ -111,11 +109,6 @@ clear_call (KvConnection *self)
 static void
 clear_stream (KvConnection *self)
 {
-  if (self->stream_watch != NULL)
-    {
-      g_source_destroy (self->stream_watch);
-      g_clear_pointer (&self->stream_watch, g_source_unref);
-    }
   self->hung_up = NULL;
   self->hung_up_data = NULL;
 }
@@ -733,25 +726,6 @@ kv_connection_check_call (KvConnection *self,
   g_source_attach (self->hangup_watch, kv_transport_get_context (self->transport));
 }
 
-static gboolean
-on_stream_watch (int           fd,
-                 GIOCondition  condition,
-                 gpointer      data)
-{
-  KvConnection *self = data;
-  KvConnectionFunc hung_up = self->hung_up;
-  gpointer hung_up_data = self->hung_up_data;
-
-  g_clear_pointer (&self->stream_watch, g_source_unref);
-  self->hung_up = NULL;
-  self->hung_up_data = NULL;
-  g_debug ("The client of a stream hung up or sent more");
-  if (hung_up != NULL)
-    hung_up (self, hung_up_data);
-
-  return G_SOURCE_REMOVE;
-}
-
 /**
  * kv_connection_stream_started:
  * @self: a #KvConnection
@@ -764,8 +738,10 @@ on_stream_watch (int           fd,
  * the request has no deadline any more, and an answer that has nothing
  * to send for a while is not idle. libsoup, whose message waits for the
  * next piece, would not notice a client that went away meanwhile: the
- * socket is watched for it, without a timeout. Its only bound is the
- * socket's timeout on a write that makes no progress.
+ * transport's sweep looks at the socket, a few times a second. (A watch
+ * on the socket would put every stream in each turn of the main loop's
+ * poll, however idle.) Its only bound is the socket's timeout on a write
+ * that makes no progress.
  */
 void
 kv_connection_stream_started (KvConnection     *self,
@@ -775,17 +751,32 @@ kv_connection_stream_started (KvConnection     *self,
   g_return_if_fail (KV_IS_CONNECTION (self));
   g_return_if_fail (hung_up != NULL);
 
-  clear_stream (self);
   self->deadline = 0;
   kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
   self->hung_up = hung_up;
   self->hung_up_data = user_data;
-  /* Not g_socket_create_source(): that one would fire at the socket's
-   * timeout, and the stream may stay silent for longer. */
-  self->stream_watch = g_unix_fd_source_new (g_socket_get_fd (self->socket),
-                                             G_IO_IN | G_IO_HUP | G_IO_ERR);
-  g_source_set_callback (self->stream_watch, G_SOURCE_FUNC (on_stream_watch), self, NULL);
-  g_source_attach (self->stream_watch, kv_transport_get_context (self->transport));
+  kv_transport_watch_deadline (self->transport);
+}
+
+/* For the transport's sweep: a stream whose client has hung up, failed
+ * or sent more is told. @self may be gone after. */
+void
+kv_connection_check_stream (KvConnection *self)
+{
+  KvConnectionFunc hung_up = self->hung_up;
+  gpointer hung_up_data = self->hung_up_data;
+  char byte;
+  gssize n;
+
+  if (hung_up == NULL)
+    return;
+  n = recv (g_socket_get_fd (self->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+
+  g_debug ("The client of a stream hung up or sent more");
+  clear_stream (self);
+  hung_up (self, hung_up_data);
 }
 
 /**
