@@ -179,61 +179,16 @@ kv_chunk_stream_fail (KvChunkStream *self,
 {
   g_return_if_fail (self->asking);
 
-  if (!self->started && !self->gone)
-    kv_response_error (self->msg, kv_response_status_for_error (error), error->message);
-  kv_chunk_stream_end_answered (self);
-}
-
-/**
- * kv_chunk_stream_end_answered:
- * @self: the stream whose producer was asked for a chunk
- *
- * As kv_chunk_stream_fail(), when the producer has set an error answer
- * on the message itself, before any chunk went out.
- */
-void
-kv_chunk_stream_end_answered (KvChunkStream *self)
-{
-  g_return_if_fail (self->asking);
-
   self->asking = FALSE;
   if (maybe_free (self))
     return;
 
   self->done = TRUE;
-  if (self->started)
+  if (!self->started)
+    kv_response_error (self->msg, kv_response_status_for_error (error), error->message);
+  else
     soup_message_body_complete (soup_server_message_get_response_body (self->msg));
   soup_server_message_unpause (self->msg);
-}
-
-/**
- * kv_chunk_stream_abandon:
- * @self: a stream whose message's connection was taken from libsoup
- *
- * Ends the stream where it is, whether its producer was asked for a
- * chunk or not: libsoup will write nothing more of it, and says nothing
- * more of the message. Frees @self, and the producer's data with it.
- */
-void
-kv_chunk_stream_abandon (KvChunkStream *self)
-{
-  self->asking = FALSE;
-  self->gone = TRUE;
-  self->done = TRUE;
-  g_cancellable_cancel (self->cancellable);
-  maybe_free (self);
-}
-
-/**
- * kv_chunk_stream_is_asking:
- *
- * Returns: whether the producer owes the next chunk: libsoup has written
- *   everything it was given
- */
-gboolean
-kv_chunk_stream_is_asking (KvChunkStream *self)
-{
-  return self->asking;
 }
 
 KvServer *

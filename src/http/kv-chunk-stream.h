@@ -36,8 +36,5 @@ void               kv_chunk_stream_add             (KvChunkStream     *self,
                                                     gboolean           last);
 void               kv_chunk_stream_fail            (KvChunkStream     *self,
                                                     const GError      *error);
-void               kv_chunk_stream_end_answered    (KvChunkStream     *self);
-void               kv_chunk_stream_abandon         (KvChunkStream     *self);
-gboolean           kv_chunk_stream_is_asking       (KvChunkStream     *self);
 
 G_END_DECLS

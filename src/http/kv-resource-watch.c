@@ -19,20 +19,24 @@
  * reconnects) the changes after REV come first, from the store's
  * history; a revision the history no longer has is 410.
  *
- * The events go out through a KvChunkStream, a chunk at a time as the
- * client reads them. Those the client has not read yet wait here, up to
- * watch-buffer bytes; past that the stream drops them and ends with an
- * overflow event whose id is the last revision handed to libsoup, from
- * which the client resumes. A stream that has sent nothing for
- * watch-heartbeat seconds sends a comment. A stop ends every stream at
- * once with a shutdown event, and closes the one whose client does not
- * read. Anything the client sends on the connection ends the stream.
+ * Once subscribed, the stream takes its connection from libsoup
+ * (kv_connection_take_stream()) and writes the answer itself, a chunk per
+ * revision, without blocking: an idle stream is then no source of any
+ * main loop, where libsoup would keep a paused message in each turn of
+ * it. What the kernel does not take waits here, up to watch-buffer bytes;
+ * past that the stream drops what it has not begun and ends with an
+ * overflow event whose id is the last revision it wrote whole, from which
+ * the client resumes. A stream that has written nothing for
+ * watch-heartbeat seconds writes a comment; one whose client takes
+ * nothing for as long as any answer may make no progress is closed. A
+ * stop ends every stream at once with a shutdown event, and closes the
+ * one whose client does not read. Anything the client sends on the
+ * connection ends the stream.
  */
 #include "config.h"
 
 #include <string.h>
 
-#include "kv-chunk-stream.h"
 #include "kv-request.h"
 #include "kv-resources.h"
 #include "kv-response.h"
@@ -40,14 +44,8 @@
 
 #define KV_EVENT_STREAM "text/event-stream"
 
-/* What one chunk takes at most, reserved in max-pending-output for the
- * whole stream: the events waiting beyond it are bounded by
- * watch-buffer. */
-#define CHUNK_BYTES (16 * 1024)
-
-/* How long a stop lets the chunk being written go out before the
- * shutdown event, before it closes the connection of a client that does
- * not read. */
+/* How long a stop lets a stream write its shutdown event to a client
+ * that reads slowly, before it closes the connection. */
 #define STOP_GRACE_MS 1000
 
 typedef enum
@@ -59,46 +57,51 @@ typedef enum
 
 typedef struct
 {
-  GBytes *bytes;                /* (owned) */
-  guint64 id;                   /* the revision this event ends, or 0 */
-} Event;
+  GBytes *bytes;                /* (owned) framed */
+  guint64 id;                   /* the revision it ends, or 0 */
+} Chunk;
 
 typedef struct
 {
-  KvServer *server;             /* (unowned) the stream holds it */
-  SoupServerMessage *msg;       /* (unowned) likewise */
-  KvConnection *connection;     /* (owned) (nullable) */
-  KvChunkStream *stream;        /* (unowned) (nullable) it owns us, once it asks */
+  KvServer *server;             /* (unowned) it ends us before it goes */
+  SoupServerMessage *msg;       /* (owned) (nullable) until the connection is taken */
+  KvConnection *connection;     /* (owned) */
+  GIOStream *stream;            /* (owned) (nullable) once taken */
+  GPollableOutputStream *out;   /* (unowned) its output */
+  gboolean chunked;             /* HTTP/1.1; an HTTP/1.0 answer ends with the connection */
   char *key;                    /* (owned) (nullable) */
   char *prefix;                 /* (owned) (nullable) */
   guint64 since;                /* or KV_REVISION_NOW */
   gboolean values;
   gboolean counted;             /* holds a watcher's place */
 
-  gboolean subscribing;
+  gboolean in_handler;          /* the handler has not returned yet */
+  gboolean subscribing;         /* the store has not answered yet */
+  gboolean failed;              /* it refused, and the answer says why */
+  gboolean paused;              /* the message waits for a store that answers later */
   guint subscription;
   gboolean registered;          /* with the server, for stops and ticks */
 
-  GQueue events;                /* (element-type Event) (owned) not handed to libsoup yet */
-  gsize offset;                 /* how much of the first one was */
+  GString *revision;            /* events of the revision being delivered, not framed */
+  GQueue chunks;                /* (element-type Chunk) (owned) not written yet */
+  gsize offset;                 /* how much of the first one is */
   gsize pending;                /* bytes waiting */
-  guint64 handed_id;            /* the last revision handed to libsoup whole */
+  guint64 written_id;           /* the last revision written whole */
   End end;
-  gboolean ended;               /* the last chunk is handed */
-  gint64 last_handed;           /* monotonic, for heartbeats */
-
-  gulong gone_id;               /* on the stream's cancellable: the message finished */
-  GSource *gone;                /* (owned) (nullable) acting on it */
-  GSource *grace;               /* (owned) (nullable) a stop waiting for a chunk */
+  gboolean ended;               /* the last chunk is queued */
+  gint64 last_queued;           /* monotonic, for heartbeats */
+  gint64 last_progress;         /* when the kernel last took something */
+  GSource *writable;            /* (owned) (nullable) while the kernel takes nothing */
+  GSource *grace;               /* (owned) (nullable) a stop waiting for a slow client */
 } Watch;
 
 static void
-event_free (gpointer data)
+chunk_free (gpointer data)
 {
-  Event *event = data;
+  Chunk *chunk = data;
 
-  g_bytes_unref (event->bytes);
-  g_free (event);
+  g_bytes_unref (chunk->bytes);
+  g_free (chunk);
 }
 
 static void
@@ -111,31 +114,6 @@ clear_source (GSource **source)
     }
 }
 
-/* The bytes of the event libsoup has begun, still to hand it. */
-static gsize
-begun_bytes (Watch *self)
-{
-  Event *first = g_queue_peek_head (&self->events);
-
-  return self->offset > 0 ? g_bytes_get_size (first->bytes) - self->offset : 0;
-}
-
-/* Drops what was not begun: an event cut in two would run into the next
- * one for the client's parser. */
-static void
-drop_events (Watch *self)
-{
-  Event *begun = self->offset > 0 ? g_queue_pop_head (&self->events) : NULL;
-
-  g_queue_clear_full (&self->events, event_free);
-  self->pending = 0;
-  if (begun != NULL)
-    {
-      g_queue_push_head (&self->events, begun);
-      self->pending = g_bytes_get_size (begun->bytes) - self->offset;
-    }
-}
-
 static void
 unsubscribe (Watch *self)
 {
@@ -145,25 +123,20 @@ unsubscribe (Watch *self)
 }
 
 static void
-watch_free (gpointer data)
+watch_free (Watch *self)
 {
-  Watch *self = data;
-
   unsubscribe (self);
   if (self->registered)
     kv_server_remove_watcher (self->server, self);
-  if (self->connection != NULL)
-    {
-      kv_connection_stream_done (self->connection);
-      g_object_unref (self->connection);
-    }
   if (self->counted)
     kv_stats_end_watch (kv_server_get_stats (self->server));
-  if (self->gone_id != 0)
-    g_cancellable_disconnect (kv_chunk_stream_get_cancellable (self->stream), self->gone_id);
-  clear_source (&self->gone);
+  clear_source (&self->writable);
   clear_source (&self->grace);
-  g_queue_clear_full (&self->events, event_free);
+  g_queue_clear_full (&self->chunks, chunk_free);
+  if (self->revision != NULL)
+    g_string_free (self->revision, TRUE);
+  g_clear_object (&self->msg);
+  g_clear_object (&self->connection);
   g_free (self->key);
   g_free (self->prefix);
   g_free (self);
@@ -304,68 +277,156 @@ format_end (const char *name,
 
 /* ---- The stream ---- */
 
+/* Ends the stream and its connection, after what was written. */
 static void
-queue_event (Watch    *self,
-             GBytes   *bytes,
-             guint64   id,
-             gboolean  first)
+close_stream (Watch *self)
 {
-  Event *event = g_new (Event, 1);
-
-  event->bytes = bytes;
-  event->id = id;
-  if (first)
-    g_queue_push_head (&self->events, event);
-  else
-    g_queue_push_tail (&self->events, event);
-  self->pending += g_bytes_get_size (bytes);
+  kv_stats_add (kv_server_get_stats (self->server), KV_STAT_REQUESTS, 1);
+  kv_connection_close_stream (self->connection, g_steal_pointer (&self->stream));
+  watch_free (self);
 }
 
-/* Hands the next chunk to the stream, which asked for it: events, or the
- * last word. @self may be gone when this returns. */
+/* The client went away, or does not read: the connection is closed with
+ * what the kernel has, and the stream goes. */
 static void
-hand (Watch *self)
+hang_up (Watch *self)
 {
-  GString *chunk;
-  Event *event;
+  g_debug ("Closing a watch stream at revision %" G_GUINT64_FORMAT, self->written_id);
+  close_stream (self);
+}
 
-  if (self->subscribing || self->ended || !kv_chunk_stream_is_asking (self->stream))
-    return;
+static gboolean write_pending (Watch *self);
 
-  if (self->pending == 0)
+static gboolean
+on_writable (GObject  *stream,
+             gpointer  data)
+{
+  Watch *self = data;
+
+  g_clear_pointer (&self->writable, g_source_unref);
+  write_pending (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Writes what the kernel takes now; waits for it to take more, or ends
+ * the stream after its last chunk. Returns FALSE when @self is gone. */
+static gboolean
+write_pending (Watch *self)
+{
+  Chunk *chunk;
+
+  while ((chunk = g_queue_peek_head (&self->chunks)) != NULL)
     {
-      if (self->end == END_NONE)
-        return;
-      /* Whatever was not handed is dropped: the client resumes from the
-       * last revision it will have had. */
-      self->ended = TRUE;
-      chunk = format_end (self->end == END_OVERFLOW ? "overflow" : "shutdown", self->handed_id);
-      clear_source (&self->grace);
-      if (self->connection != NULL)
-        kv_connection_stream_done (self->connection);
-      kv_chunk_stream_add (self->stream, chunk, TRUE);
-      return;
-    }
-
-  chunk = g_string_sized_new (MIN (self->pending, CHUNK_BYTES));
-  while (chunk->len < CHUNK_BYTES && (event = g_queue_peek_head (&self->events)) != NULL)
-    {
+      g_autoptr(GError) error = NULL;
       gsize len;
-      const char *data = g_bytes_get_data (event->bytes, &len);
-      gsize piece = MIN (len - self->offset, CHUNK_BYTES - chunk->len);
+      const guint8 *data = g_bytes_get_data (chunk->bytes, &len);
+      gssize n = g_pollable_output_stream_write_nonblocking (self->out, data + self->offset,
+                                                             len - self->offset, NULL, &error);
 
-      g_string_append_len (chunk, data + self->offset, piece);
-      self->offset += piece;
-      self->pending -= piece;
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          if (self->writable == NULL)
+            {
+              self->writable = g_pollable_output_stream_create_source (self->out, NULL);
+              g_source_set_callback (self->writable, G_SOURCE_FUNC (on_writable), self, NULL);
+              g_source_attach (self->writable, g_main_context_get_thread_default ());
+            }
+          return TRUE;
+        }
+      if (n < 0)
+        {
+          g_debug ("A watch stream cannot be written: %s", error->message);
+          hang_up (self);
+          return FALSE;
+        }
+
+      self->last_progress = g_get_monotonic_time ();
+      self->offset += n;
+      self->pending -= n;
       if (self->offset < len)
-        break;
-      if (event->id != 0)
-        self->handed_id = event->id;
+        continue;
+      if (chunk->id != 0)
+        self->written_id = chunk->id;
       self->offset = 0;
-      event_free (g_queue_pop_head (&self->events));
+      chunk_free (g_queue_pop_head (&self->chunks));
     }
-  self->last_handed = g_get_monotonic_time ();
-  kv_chunk_stream_add (self->stream, chunk, FALSE);
+
+  if (self->ended)
+    {
+      close_stream (self);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+queue_bytes (Watch   *self,
+             GBytes  *bytes,
+             guint64  id)
+{
+  Chunk *chunk = g_new (Chunk, 1);
+
+  chunk->bytes = bytes;
+  chunk->id = id;
+  g_queue_push_tail (&self->chunks, chunk);
+  self->pending += g_bytes_get_size (bytes);
+  self->last_queued = g_get_monotonic_time ();
+}
+
+/* Queues @text as one chunk of the body. */
+static void
+queue_text (Watch      *self,
+            const char *text,
+            gsize       len,
+            guint64     id)
+{
+  GString *framed = g_string_sized_new (len + 16);
+
+  if (self->chunked)
+    g_string_append_printf (framed, "%" G_GSIZE_MODIFIER "x\r\n", len);
+  g_string_append_len (framed, text, len);
+  if (self->chunked)
+    g_string_append (framed, "\r\n");
+  queue_bytes (self, g_string_free_to_bytes (framed), id);
+}
+
+/* Drops what was not begun: an event cut in two would run into the next
+ * one for the client's parser. */
+static void
+drop_unwritten (Watch *self)
+{
+  Chunk *begun = self->offset > 0 ? g_queue_pop_head (&self->chunks) : NULL;
+
+  g_queue_clear_full (&self->chunks, chunk_free);
+  self->pending = 0;
+  if (begun != NULL)
+    {
+      g_queue_push_head (&self->chunks, begun);
+      self->pending = g_bytes_get_size (begun->bytes) - self->offset;
+    }
+  g_string_truncate (self->revision, 0);
+}
+
+/* Queues the last word, then the end of the body. Returns FALSE when
+ * @self is gone. */
+static gboolean
+end_stream (Watch *self,
+            End    end)
+{
+  g_autoptr(GString) last = NULL;
+
+  self->end = end;
+  drop_unwritten (self);
+  unsubscribe (self);
+  /* What is begun goes first: its revision is then written whole. */
+  last = format_end (end == END_OVERFLOW ? "overflow" : "shutdown",
+                     self->offset > 0 && ((Chunk *) g_queue_peek_head (&self->chunks))->id != 0
+                     ? ((Chunk *) g_queue_peek_head (&self->chunks))->id : self->written_id);
+  queue_text (self, last->str, last->len, 0);
+  if (self->chunked)
+    queue_bytes (self, g_bytes_new_static ("0\r\n\r\n", 5), 0);
+  self->ended = TRUE;
+  return write_pending (self);
 }
 
 static void
@@ -374,46 +435,37 @@ on_change (KvChange *change,
            gpointer  data)
 {
   Watch *self = data;
+  g_autoptr(GBytes) event = NULL;
+  gsize begun, len;
+  const char *text;
 
   if (self->end != END_NONE)
     return;
 
-  /* The client has not read what waits: it has its place to resume from
-   * in the overflow event, and the stream ends. An event libsoup has begun
-   * does not count: a value can be larger than the buffer. */
-  if (self->pending - begun_bytes (self) >= kv_server_get_limits (self->server)->watch_buffer)
+  event = get_event (change, last, self->values);
+  text = g_bytes_get_data (event, &len);
+  kv_stats_add (kv_server_get_stats (self->server), KV_STAT_WATCH_EVENTS, 1);
+  g_string_append_len (self->revision, text, len);
+  if (!last)
+    return;
+
+  /* A revision's events go out together, as one chunk: one write. */
+  begun = self->offset > 0
+          ? g_bytes_get_size (((Chunk *) g_queue_peek_head (&self->chunks))->bytes) - self->offset
+          : 0;
+  if (self->pending - begun >= kv_server_get_limits (self->server)->watch_buffer)
     {
-      g_debug ("A watch stream overflows at revision %" G_GUINT64_FORMAT, self->handed_id);
+      /* The client has not read what waits: it has its place to resume
+       * from in the overflow event, and the stream ends. The chunk being
+       * written does not count: a value can be larger than the buffer. */
+      g_debug ("A watch stream overflows at revision %" G_GUINT64_FORMAT, self->written_id);
       kv_stats_add (kv_server_get_stats (self->server), KV_STAT_WATCH_OVERFLOWS, 1);
-      self->end = END_OVERFLOW;
-      drop_events (self);
-      unsubscribe (self);
-      hand (self);
+      end_stream (self, END_OVERFLOW);
       return;
     }
-
-  queue_event (self, get_event (change, last, self->values),
-               last ? kv_change_get_revision (change) : 0, FALSE);
-  kv_stats_add (kv_server_get_stats (self->server), KV_STAT_WATCH_EVENTS, 1);
-  hand (self);
-}
-
-/* The client went away, or does not read while the server stops: the
- * connection is closed and the stream goes with it. */
-static void
-hang_up (Watch *self)
-{
-  KvChunkStream *stream = self->stream;
-
-  unsubscribe (self);
-  self->ended = TRUE;
-  if (self->connection != NULL)
-    {
-      g_autoptr(KvConnection) connection = g_object_ref (self->connection);
-
-      kv_connection_hang_up (connection, self->msg);
-    }
-  kv_chunk_stream_abandon (stream);
+  queue_text (self, self->revision->str, self->revision->len, kv_change_get_revision (change));
+  g_string_truncate (self->revision, 0);
+  write_pending (self);
 }
 
 static void
@@ -429,7 +481,6 @@ on_grace_over (gpointer data)
   Watch *self = data;
 
   g_clear_pointer (&self->grace, g_source_unref);
-  g_debug ("Closing a watch stream whose client does not read");
   hang_up (self);
   return G_SOURCE_REMOVE;
 }
@@ -445,19 +496,11 @@ stop (gpointer watcher,
       hang_up (self);
       return;
     }
-  if (self->end == END_SHUTDOWN || self->ended)
+  if (self->ended || !end_stream (self, END_SHUTDOWN))
     return;
 
-  self->end = END_SHUTDOWN;
-  drop_events (self);
-  unsubscribe (self);
-  if (kv_chunk_stream_is_asking (self->stream))
-    {
-      hand (self);
-      return;
-    }
-  /* A chunk is on its way: the shutdown event follows it, unless the
-   * client does not read. */
+  /* The kernel has not taken it all: a client that reads gets it soon,
+   * one that does not is closed. */
   self->grace = g_timeout_source_new (STOP_GRACE_MS);
   g_source_set_callback (self->grace, on_grace_over, self, NULL);
   g_source_attach (self->grace, g_main_context_get_thread_default ());
@@ -468,51 +511,54 @@ tick (gpointer watcher,
       gint64   now)
 {
   Watch *self = watcher;
-  guint heartbeat = kv_server_get_limits (self->server)->watch_heartbeat;
+  const KvLimits *limits = kv_server_get_limits (self->server);
+  gint64 stalled = (gint64) (MAX (limits->idle_timeout, limits->request_timeout) + 1) *
+                   G_USEC_PER_SEC;
 
-  if (self->end != END_NONE || self->ended || !kv_chunk_stream_is_asking (self->stream) ||
-      now - self->last_handed < heartbeat * G_USEC_PER_SEC)
+  /* As any answer that makes no progress. */
+  if (self->pending > 0)
+    {
+      if (now - self->last_progress >= stalled)
+        hang_up (self);
+      return;
+    }
+  if (self->ended || now - self->last_queued < limits->watch_heartbeat * G_USEC_PER_SEC)
     return;
 
-  self->last_handed = now;
-  kv_chunk_stream_add (self->stream, g_string_new (": heartbeat\n\n"), FALSE);
+  queue_text (self, ": heartbeat\n\n", strlen (": heartbeat\n\n"), 0);
+  write_pending (self);
 }
 
 static const KvWatcherFuncs watcher_funcs = { stop, tick };
 
-/* The message is finished while the stream waits for events: let the
- * stream go. */
-static gboolean
-on_gone (gpointer data)
-{
-  Watch *self = data;
-  g_autoptr(GError) error = NULL;
-
-  g_clear_pointer (&self->gone, g_source_unref);
-  unsubscribe (self);
-  if (kv_chunk_stream_is_asking (self->stream) && !self->subscribing)
-    {
-      g_cancellable_set_error_if_cancelled (kv_chunk_stream_get_cancellable (self->stream),
-                                            &error);
-      kv_chunk_stream_fail (self->stream, error);
-    }
-  return G_SOURCE_REMOVE;
-}
-
-/* In libsoup's finished signal: act once it has returned. A handler
- * rather than a source, which every turn of the main loop would look at
- * for each of a thousand streams. */
+/* Subscribed: the answer begins, on the connection taken from libsoup;
+ * the caller writes it. */
 static void
-on_cancelled (GCancellable *cancellable,
-              gpointer      data)
+begin (Watch         *self,
+       KvHistoryInfo *history)
 {
-  Watch *self = data;
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (self->msg);
+  char text[32];
+  int len;
 
-  if (self->gone != NULL)
-    return;
-  self->gone = g_idle_source_new ();
-  g_source_set_callback (self->gone, on_gone, self, NULL);
-  g_source_attach (self->gone, g_main_context_get_thread_default ());
+  /* Every change after this revision follows. */
+  self->written_id = self->since != KV_REVISION_NOW ? self->since : history->revision;
+  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, history->revision);
+  soup_message_headers_replace (headers, "KV-Revision", text);
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  self->chunked = soup_server_message_get_http_version (self->msg) != SOUP_HTTP_1_0;
+  queue_bytes (self, kv_response_build_stream_head (self->msg, KV_EVENT_STREAM), 0);
+  len = g_snprintf (text, sizeof text, "id: %" G_GUINT64_FORMAT "\n\n", self->written_id);
+  queue_text (self, text, len, 0);
+
+  self->stream = kv_connection_take_stream (self->connection, self->msg, on_hung_up, self);
+  self->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (self->stream));
+  g_clear_object (&self->msg);
+  self->last_progress = g_get_monotonic_time ();
+
+  kv_stats_add (kv_server_get_stats (self->server), KV_STAT_WATCHES, 1);
+  kv_server_add_watcher (self->server, self, &watcher_funcs);
+  self->registered = TRUE;
 }
 
 static void
@@ -521,7 +567,6 @@ on_subscribed (GObject      *source,
                gpointer      data)
 {
   Watch *self = data;
-  SoupMessageHeaders *headers = soup_server_message_get_response_headers (self->msg);
   g_autoptr(GError) error = NULL;
   KvHistoryInfo history = { 0 };
   char text[24];
@@ -529,80 +574,42 @@ on_subscribed (GObject      *source,
   self->subscribing = FALSE;
   self->subscription = kv_storage_subscribe_finish (KV_STORAGE (source), result, &history,
                                                     &error);
+  if (self->subscription != 0 && kv_server_is_stopping (self->server))
+    {
+      unsubscribe (self);
+      g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "shutting down");
+    }
   if (self->subscription == 0)
     {
       if (g_error_matches (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_COMPACTED))
         {
           g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, history.revision);
-          soup_message_headers_replace (headers, "KV-Revision", text);
+          soup_message_headers_replace (soup_server_message_get_response_headers (self->msg),
+                                        "KV-Revision", text);
           kv_response_error_revision (self->msg, SOUP_STATUS_GONE, error->message,
                                       history.oldest);
-          kv_chunk_stream_end_answered (self->stream);
+        }
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          soup_message_headers_replace (soup_server_message_get_response_headers (self->msg),
+                                        "Retry-After", "1");
+          kv_response_error (self->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
         }
       else
-        kv_chunk_stream_fail (self->stream, error);
-      return;
-    }
-  if (g_cancellable_set_error_if_cancelled (kv_chunk_stream_get_cancellable (self->stream),
-                                            &error))
-    {
-      kv_chunk_stream_fail (self->stream, error);
-      return;
-    }
-
-  /* Every change after this revision follows. */
-  self->handed_id = self->since != KV_REVISION_NOW ? self->since : history.revision;
-  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, history.revision);
-  soup_message_headers_replace (headers, "KV-Revision", text);
-  soup_message_headers_replace (headers, "Cache-Control", "no-store");
-  /* A stream that ends (an overflow, a stop) ends its connection. */
-  soup_message_headers_replace (headers, "Connection", "close");
-
-  kv_stats_add (kv_server_get_stats (self->server), KV_STAT_WATCHES, 1);
-  kv_server_add_watcher (self->server, self, &watcher_funcs);
-  self->registered = TRUE;
-  if (self->connection != NULL)
-    kv_connection_stream_started (self->connection, on_hung_up, self);
-
-  self->last_handed = g_get_monotonic_time ();
-  self->ended = FALSE;
-  if (kv_server_is_stopping (self->server))
-    {
-      self->end = END_SHUTDOWN;
-      drop_events (self);
-      unsubscribe (self);
-    }
-  /* The revision it starts from comes first: it is where an EventSource
-   * resumes from if nothing else comes. */
-  g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, self->handed_id);
-  queue_event (self, g_bytes_new_take (g_strconcat ("id: ", text, "\n\n", NULL),
-                                       strlen (text) + strlen ("id: \n\n")),
-               self->handed_id, TRUE);
-  hand (self);
-}
-
-static void
-next (KvChunkStream *stream,
-      gpointer       data)
-{
-  Watch *self = data;
-  KvSubscribeOptions options;
-
-  if (self->stream != NULL)
-    {
-      hand (self);
+        kv_response_error (self->msg, kv_response_status_for_error (error), error->message);
+      /* The handler, if it has not returned, frees us. */
+      self->failed = TRUE;
+      if (self->in_handler)
+        return;
+      if (self->paused)
+        soup_server_message_unpause (self->msg);
+      watch_free (self);
       return;
     }
 
-  /* The subscription is made when the answer can begin. */
-  self->stream = stream;
-  self->gone_id = g_cancellable_connect (kv_chunk_stream_get_cancellable (stream),
-                                         G_CALLBACK (on_cancelled), self, NULL);
-
-  options = (KvSubscribeOptions) { self->since, self->key, self->prefix };
-  self->subscribing = TRUE;
-  kv_storage_subscribe_async (kv_server_get_storage (self->server), NULL, &options, on_change,
-                              self, NULL, NULL, on_subscribed, self);
+  begin (self, &history);
+  if (!self->in_handler)
+    write_pending (self);
 }
 
 /* A revision as a query or Last-Event-ID gives it: decimal digits. */
@@ -637,6 +644,7 @@ kv_resource_watch (KvServer          *server,
   const char *last_event_id = soup_message_headers_get_one (request_headers, "Last-Event-ID");
   KvConnection *connection = kv_connection_from_message (msg);
   guint64 revision = KV_REVISION_NOW;
+  KvSubscribeOptions options;
   Watch *self;
   guint status;
 
@@ -690,6 +698,12 @@ kv_resource_watch (KvServer          *server,
       return;
     }
 
+  /* Only a connection of our transport can be taken from libsoup. */
+  if (connection == NULL)
+    {
+      kv_response_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal error");
+      return;
+    }
   if (kv_server_is_stopping (server))
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
@@ -709,15 +723,29 @@ kv_resource_watch (KvServer          *server,
   self = g_new0 (Watch, 1);
   self->counted = TRUE;
   self->server = server;
-  self->msg = msg;
-  self->connection = connection != NULL ? g_object_ref (connection) : NULL;
+  self->msg = g_object_ref (msg);
+  self->connection = g_object_ref (connection);
   self->key = g_strdup (key);
   self->prefix = g_strdup (prefix);
   self->since = revision;
   self->values = values != NULL && g_str_equal (values, "1");
-  self->ended = TRUE;           /* until the stream begins */
-  g_queue_init (&self->events);
-  kv_server_exclude_from_durations (msg);
+  self->revision = g_string_new (NULL);
+  g_queue_init (&self->chunks);
 
-  kv_chunk_stream_start (server, msg, CHUNK_BYTES, KV_EVENT_STREAM, next, self, watch_free);
+  options = (KvSubscribeOptions) { self->since, self->key, self->prefix };
+  self->in_handler = TRUE;
+  self->subscribing = TRUE;
+  kv_storage_subscribe_async (kv_server_get_storage (server), NULL, &options, on_change, self,
+                              NULL, NULL, on_subscribed, self);
+  self->in_handler = FALSE;
+  if (self->failed)
+    watch_free (self);
+  else if (self->subscribing)
+    {
+      /* A store that answers later: the message waits for it. */
+      self->paused = TRUE;
+      soup_server_message_pause (msg);
+    }
+  else
+    write_pending (self);
 }

@@ -404,6 +404,55 @@ kv_response_set_etag (SoupMessageHeaders *headers,
   soup_message_headers_replace (headers, "ETag", p);
 }
 
+/**
+ * kv_response_build_stream_head:
+ * @msg: the request, the headers of its answer set
+ * @content_type: the stream's media type
+ *
+ * Builds the status line and headers of a 200 answer that is written on
+ * a connection taken from libsoup, as it goes (a watch stream): the
+ * headers set on @msg (CORS's among them), and those libsoup would add,
+ * chunked for HTTP/1.1 (an HTTP/1.0 answer ends with the connection),
+ * with "Connection: close" and nosniff.
+ *
+ * Returns: (transfer full): the bytes to send before the body
+ */
+GBytes *
+kv_response_build_stream_head (SoupServerMessage *msg,
+                               const char        *content_type)
+{
+  static const char * const ours[] = {
+    "Content-Type", "Content-Length", "Transfer-Encoding", "Connection",
+    "X-Content-Type-Options", "Server", "Date", NULL,
+  };
+  gboolean http_1_0 = soup_server_message_get_http_version (msg) == SOUP_HTTP_1_0;
+  GString *head = g_string_new (http_1_0 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n");
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *date = soup_date_time_to_string (now, SOUP_DATE_HTTP);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  g_string_append (head, "Server: " PACKAGE_NAME "/" VERSION "\r\n");
+  g_string_append_printf (head, "Date: %s\r\n", date);
+  soup_message_headers_iter_init (&iter, soup_server_message_get_response_headers (msg));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    {
+      gboolean skip = FALSE;
+
+      for (gsize i = 0; ours[i] != NULL && !skip; i++)
+        skip = g_ascii_strcasecmp (name, ours[i]) == 0;
+      if (!skip)
+        g_string_append_printf (head, "%s: %s\r\n", name, value);
+    }
+  g_string_append_printf (head, "Content-Type: %s\r\n", content_type);
+  g_string_append (head, "X-Content-Type-Options: nosniff\r\n");
+  if (!http_1_0)
+    g_string_append (head, "Transfer-Encoding: chunked\r\n");
+  g_string_append (head, "Connection: close\r\n\r\n");
+
+  return g_string_free_to_bytes (head);
+}
+
 /* libsoup 3.2 knows neither 421 nor 431 by name. */
 static const char *
 status_phrase (guint status)

@@ -13,7 +13,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -877,16 +876,6 @@ on_connection_gone (gpointer  data,
   g_autoptr(KvStats) stats = data;
 
   kv_stats_add_open_connections (stats, -1);
-#ifdef __GLIBC__
-  /* A thousand watchers, each a connection, leave their memory free but
-   * scattered among what lives on, and glibc keeps it: once most of a
-   * burst of connections has gone, the pages it no longer uses go back. */
-  if (kv_stats_connections_dropped (stats))
-    {
-      g_debug ("Giving back the memory of a burst of connections");
-      malloc_trim (0);
-    }
-#endif
 }
 
 /**

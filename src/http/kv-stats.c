@@ -18,7 +18,6 @@ struct _KvStats
   gint64 start_real_time; /* wall clock */
   guint64 counters[KV_N_STATS];
   int open_connections;   /* (atomic) */
-  int connection_peak;    /* (atomic) the most open since memory was last given back */
   int watchers;           /* (atomic) watch streams and waiting reads */
   GMutex output_lock;
   guint64 pending_output; /* bytes of streamed answers not sent yet, under output_lock */
@@ -158,38 +157,9 @@ void
 kv_stats_add_open_connections (KvStats *self,
                                int      delta)
 {
-  int open;
-  int peak;
-
   g_return_if_fail (KV_IS_STATS (self));
 
-  open = g_atomic_int_add (&self->open_connections, delta) + delta;
-  while (open > (peak = g_atomic_int_get (&self->connection_peak)) &&
-         !g_atomic_int_compare_and_exchange (&self->connection_peak, peak, open))
-    ;
-}
-
-/**
- * kv_stats_connections_dropped:
- * @self: a #KvStats
- *
- * Whether the open connections have fallen to 16 or fewer after a peak
- * of 256 or more since the last time this said so: the memory a burst of
- * connections took is free again, and the allocator can be asked to give
- * it back. Safe to call from any thread; %TRUE once per burst.
- *
- * Returns: %TRUE once the burst has gone
- */
-gboolean
-kv_stats_connections_dropped (KvStats *self)
-{
-  int open = g_atomic_int_get (&self->open_connections);
-  int peak = g_atomic_int_get (&self->connection_peak);
-
-  g_return_val_if_fail (KV_IS_STATS (self), FALSE);
-
-  return peak >= 256 && open <= 16 &&
-         g_atomic_int_compare_and_exchange (&self->connection_peak, peak, MAX (open, 0));
+  g_atomic_int_add (&self->open_connections, delta);
 }
 
 /**

@@ -87,7 +87,6 @@ gint64      kv_stats_get_start_real_time (KvStats *self);
 void        kv_stats_add_open_connections (KvStats *self,
                                            int      delta);
 guint       kv_stats_get_open_connections (KvStats *self);
-gboolean    kv_stats_connections_dropped (KvStats *self);
 gboolean    kv_stats_reserve_output  (KvStats *self,
                                       gsize    bytes,
                                       guint64  max);

@@ -65,8 +65,9 @@ struct _KvConnection
   gint64 call_since;
   GSource *hangup_watch;        /* (owned) (nullable) */
 
-  /* An answer that streams until the server ends it, whose client the
-   * transport's sweep looks for meanwhile. */
+  /* An answer that streams until the server ends it, on a connection
+   * taken from libsoup, whose client the transport's sweep looks for. */
+  gboolean taken;
   KvConnectionFunc hung_up;     /* (nullable) while it streams */
   gpointer hung_up_data;
 
@@ -727,35 +728,76 @@ kv_connection_check_call (KvConnection *self,
 }
 
 /**
- * kv_connection_stream_started:
+ * kv_connection_take_stream:
  * @self: a #KvConnection
+ * @msg: its request being answered, whose answer is not begun
  * @hung_up: called once, in the connection's main context, when the
  *   client goes away (the end of the stream, or an error) or sends
  *   anything more, which a stream never answers
  * @user_data: data for @hung_up
  *
- * The answer being written goes on until the server ends it (a watch):
- * the request has no deadline any more, and an answer that has nothing
- * to send for a while is not idle. libsoup, whose message waits for the
- * next piece, would not notice a client that went away meanwhile: the
- * transport's sweep looks at the socket, a few times a second. (A watch
- * on the socket would put every stream in each turn of the main loop's
- * poll, however idle.) Its only bound is the socket's timeout on a write
- * that makes no progress.
+ * Takes the connection from libsoup, for an answer that goes on until
+ * the server ends it (a watch), written by the caller. libsoup says
+ * nothing more of @msg. A message libsoup keeps paused between two pieces
+ * of an answer is a source that every turn of the main loop looks at: a
+ * thousand idle streams would slow every other request of their thread.
+ * Taken, an idle stream costs nothing: no deadline applies to it, and the
+ * transport's sweep looks at its socket a few times a second for a client
+ * that went away. The connection keeps its slot until
+ * kv_connection_close_stream().
+ *
+ * Returns: (transfer full): the connection's stream, to write the answer
+ *   on
  */
-void
-kv_connection_stream_started (KvConnection     *self,
-                              KvConnectionFunc  hung_up,
-                              gpointer          user_data)
+GIOStream *
+kv_connection_take_stream (KvConnection      *self,
+                           SoupServerMessage *msg,
+                           KvConnectionFunc   hung_up,
+                           gpointer           user_data)
 {
-  g_return_if_fail (KV_IS_CONNECTION (self));
-  g_return_if_fail (hung_up != NULL);
+  GIOStream *stream;
 
+  g_return_val_if_fail (KV_IS_CONNECTION (self), NULL);
+  g_return_val_if_fail (hung_up != NULL, NULL);
+
+  /* libsoup's connection owns us: stay for the stream. */
+  g_object_ref (self);
+  g_object_ref (msg);
   self->deadline = 0;
+  end_idle (self);
+  stream = soup_server_message_steal_connection (msg);
+  g_object_unref (msg);
+  g_clear_weak_pointer (&self->current);
   kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
   self->hung_up = hung_up;
   self->hung_up_data = user_data;
+  self->taken = TRUE;
   kv_transport_watch_deadline (self->transport);
+
+  return stream;
+}
+
+/**
+ * kv_connection_close_stream:
+ * @self: a #KvConnection whose stream was taken
+ * @stream: (transfer full): that stream
+ *
+ * Ends the connection after what was written on @stream: gently, what
+ * the client still sends drained rather than met with a reset. @self may
+ * be gone when this returns.
+ */
+void
+kv_connection_close_stream (KvConnection *self,
+                            GIOStream    *stream)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+  g_return_if_fail (self->taken);
+
+  clear_stream (self);
+  self->taken = FALSE;
+  kv_transport_close_socket (self->transport, self->socket, stream, NULL);
+  g_object_unref (stream);
+  g_object_unref (self);
 }
 
 /* For the transport's sweep: a stream whose client has hung up, failed
@@ -777,42 +819,6 @@ kv_connection_check_stream (KvConnection *self)
   g_debug ("The client of a stream hung up or sent more");
   clear_stream (self);
   hung_up (self, hung_up_data);
-}
-
-/**
- * kv_connection_stream_done:
- * @self: a #KvConnection
- *
- * The stream has ended: its hung-up function is not called any more.
- */
-void
-kv_connection_stream_done (KvConnection *self)
-{
-  g_return_if_fail (KV_IS_CONNECTION (self));
-
-  clear_stream (self);
-}
-
-/**
- * kv_connection_hang_up:
- * @self: a #KvConnection
- * @msg: its request being answered
- *
- * Takes the connection from libsoup and closes it now, gently (what was
- * written goes out, what the client still sends is drained): for an
- * answer that cannot end otherwise, whose client went away or does not
- * read. libsoup says nothing more of @msg. @self may be gone when this
- * returns.
- */
-void
-kv_connection_hang_up (KvConnection      *self,
-                       SoupServerMessage *msg)
-{
-  g_return_if_fail (KV_IS_CONNECTION (self));
-
-  clear_stream (self);
-  self->deadline = 0;
-  steal_and_close (self, msg, NULL);
 }
 
 /* For a stop: a connection between two requests is closed now, the

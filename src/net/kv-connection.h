@@ -51,12 +51,12 @@ void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
 GCancellable     *kv_connection_call_started       (KvConnection      *self);
 void              kv_connection_call_done          (KvConnection      *self);
-void              kv_connection_stream_started     (KvConnection      *self,
+GIOStream        *kv_connection_take_stream        (KvConnection      *self,
+                                                    SoupServerMessage *msg,
                                                     KvConnectionFunc   hung_up,
                                                     gpointer           user_data);
-void              kv_connection_stream_done        (KvConnection      *self);
-void              kv_connection_hang_up            (KvConnection      *self,
-                                                    SoupServerMessage *msg);
+void              kv_connection_close_stream       (KvConnection      *self,
+                                                    GIOStream         *stream);
 void              kv_connection_refuse             (KvConnection      *self,
                                                     SoupServerMessage *msg,
                                                     guint              status,
