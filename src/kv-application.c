@@ -605,6 +605,8 @@ reload (KvApplication  *self,
   for (guint i = 0; i < self->workers->len; i++)
     kv_worker_reconfigure (g_ptr_array_index (self->workers, i), &limits, policy);
   kv_listener_set_max_connections (self->listener, kv_config_get_max_connections (config));
+  kv_map_storage_set_history (KV_MAP_STORAGE (self->storage), kv_config_get_watch_history (config),
+                              kv_config_get_watch_history_size (config));
   g_set_object (&self->policy, policy);
   g_set_object (&self->config, config);
 
@@ -702,6 +704,9 @@ kv_application_startup (GApplication *application)
     }
   else
     self->storage = KV_STORAGE (kv_map_storage_new ());
+  kv_map_storage_set_history (KV_MAP_STORAGE (self->storage),
+                              kv_config_get_watch_history (self->config),
+                              kv_config_get_watch_history_size (self->config));
   self->policy = kv_access_policy_new (kv_config_get_token_file (self->config),
                                        kv_config_get_allow_origin (self->config), &error);
   if (self->policy == NULL)

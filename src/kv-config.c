@@ -16,6 +16,7 @@
 
 #include "kv-config.h"
 
+#include "storage/kv-change-hub.h"
 #include "storage/kv-entry.h"
 
 struct _KvConfig
@@ -39,6 +40,12 @@ struct _KvConfig
   guint64 max_txn_size;
   guint64 max_pending_output;
   guint64 max_import_size;
+  guint max_watchers;
+  guint watch_heartbeat;
+  guint64 watch_buffer;
+  guint watch_history;
+  guint64 watch_history_size;
+  guint max_wait;
   char *token_file;
   char **allow_origin;
   char *data_dir;
@@ -65,6 +72,12 @@ enum {
   PROP_MAX_TXN_SIZE,
   PROP_MAX_PENDING_OUTPUT,
   PROP_MAX_IMPORT_SIZE,
+  PROP_MAX_WATCHERS,
+  PROP_WATCH_HEARTBEAT,
+  PROP_WATCH_BUFFER,
+  PROP_WATCH_HISTORY,
+  PROP_WATCH_HISTORY_SIZE,
+  PROP_MAX_WAIT,
   PROP_TOKEN_FILE,
   PROP_ALLOW_ORIGIN,
   PROP_DATA_DIR,
@@ -166,6 +179,24 @@ kv_config_get_property (GObject    *object,
     case PROP_MAX_IMPORT_SIZE:
       g_value_set_uint64 (value, self->max_import_size);
       break;
+    case PROP_MAX_WATCHERS:
+      g_value_set_uint (value, self->max_watchers);
+      break;
+    case PROP_WATCH_HEARTBEAT:
+      g_value_set_uint (value, self->watch_heartbeat);
+      break;
+    case PROP_WATCH_BUFFER:
+      g_value_set_uint64 (value, self->watch_buffer);
+      break;
+    case PROP_WATCH_HISTORY:
+      g_value_set_uint (value, self->watch_history);
+      break;
+    case PROP_WATCH_HISTORY_SIZE:
+      g_value_set_uint64 (value, self->watch_history_size);
+      break;
+    case PROP_MAX_WAIT:
+      g_value_set_uint (value, self->max_wait);
+      break;
     case PROP_TOKEN_FILE:
       g_value_set_string (value, self->token_file);
       break;
@@ -251,6 +282,24 @@ kv_config_set_property (GObject      *object,
       break;
     case PROP_MAX_IMPORT_SIZE:
       self->max_import_size = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_WATCHERS:
+      self->max_watchers = g_value_get_uint (value);
+      break;
+    case PROP_WATCH_HEARTBEAT:
+      self->watch_heartbeat = g_value_get_uint (value);
+      break;
+    case PROP_WATCH_BUFFER:
+      self->watch_buffer = g_value_get_uint64 (value);
+      break;
+    case PROP_WATCH_HISTORY:
+      self->watch_history = g_value_get_uint (value);
+      break;
+    case PROP_WATCH_HISTORY_SIZE:
+      self->watch_history_size = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_WAIT:
+      self->max_wait = g_value_get_uint (value);
       break;
     case PROP_TOKEN_FILE:
       g_free (self->token_file);
@@ -361,6 +410,38 @@ kv_config_class_init (KvConfigClass *klass)
                          N_("Refuse imports (POST /import) larger than BYTES (default: "
                             "1073741824)"),
                          1024, G_MAXINT64, G_GUINT64_CONSTANT (1024) * 1024 * 1024, SETTING);
+  /* Watch streams and long-polling reads: what each may hold, and for how
+   * long a read may wait. */
+  properties[PROP_MAX_WATCHERS] =
+    g_param_spec_uint ("max-watchers", N_("N"),
+                       N_("Refuse new watch streams and long-polling reads with 503 while N are "
+                          "open (default: 256)"),
+                       1, 1000000, 256, SETTING);
+  properties[PROP_WATCH_HEARTBEAT] =
+    g_param_spec_uint ("watch-heartbeat", N_("SECONDS"),
+                       N_("Send a comment on a watch stream that has sent nothing for SECONDS "
+                          "(default: 15)"),
+                       1, 3600, 15, SETTING);
+  properties[PROP_WATCH_BUFFER] =
+    g_param_spec_uint64 ("watch-buffer", N_("BYTES"),
+                         N_("End a watch stream with an overflow event once BYTES of events wait "
+                            "for its client to read them (default: 1048576)"),
+                         4096, G_MAXUINT32, 1024 * 1024, SETTING);
+  properties[PROP_WATCH_HISTORY] =
+    g_param_spec_uint ("watch-history", N_("N"),
+                       N_("Keep the latest N changes for watches that resume from a past "
+                          "revision; 0 keeps none (default: 10000)"),
+                       0, 10000000, KV_CHANGE_HUB_DEFAULT_HISTORY, SETTING);
+  properties[PROP_WATCH_HISTORY_SIZE] =
+    g_param_spec_uint64 ("watch-history-size", N_("BYTES"),
+                         N_("Keep at most BYTES of changes, values included, for watches that "
+                            "resume (default: 67108864)"),
+                         4096, G_MAXINT64, KV_CHANGE_HUB_DEFAULT_HISTORY_SIZE, SETTING);
+  properties[PROP_MAX_WAIT] =
+    g_param_spec_uint ("max-wait", N_("SECONDS"),
+                       N_("Let a long-polling read (Prefer: wait=N) wait SECONDS at most; 0 "
+                          "answers at once (default: 300)"),
+                       0, 86400, 300, SETTING);
   properties[PROP_TOKEN_FILE] =
     g_param_spec_string ("token-file", N_("FILE"),
                          N_("Require “Authorization: Bearer TOKEN” on every TCP connection, "
@@ -1201,6 +1282,33 @@ kv_config_get_snapshot_log_size (KvConfig *self)
 }
 
 /**
+ * kv_config_get_watch_history:
+ *
+ * Returns: how many of the latest changes the store keeps for watches
+ *   that resume
+ */
+guint
+kv_config_get_watch_history (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+
+  return self->watch_history;
+}
+
+/**
+ * kv_config_get_watch_history_size:
+ *
+ * Returns: the most memory those changes may take
+ */
+guint64
+kv_config_get_watch_history_size (KvConfig *self)
+{
+  g_return_val_if_fail (KV_IS_CONFIG (self), 0);
+
+  return self->watch_history_size;
+}
+
+/**
  * kv_config_get_limits:
  * @self: a #KvConfig
  * @limits: (out caller-allocates): the limits every request is held to
@@ -1223,5 +1331,9 @@ kv_config_get_limits (KvConfig *self,
     .max_txn_size = self->max_txn_size,
     .max_pending_output = self->max_pending_output,
     .max_import_size = self->max_import_size,
+    .max_watchers = self->max_watchers,
+    .watch_heartbeat = self->watch_heartbeat,
+    .watch_buffer = self->watch_buffer,
+    .max_wait = self->max_wait,
   };
 }

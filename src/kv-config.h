@@ -74,6 +74,8 @@ const char * const *kv_config_get_allow_origin (KvConfig *self);
 const char   *kv_config_get_data_dir        (KvConfig *self);
 KvFsyncMode   kv_config_get_fsync           (KvConfig *self);
 guint64       kv_config_get_snapshot_log_size (KvConfig *self);
+guint         kv_config_get_watch_history   (KvConfig *self);
+guint64       kv_config_get_watch_history_size (KvConfig *self);
 void          kv_config_get_limits          (KvConfig      *self,
                                              KvLimits      *limits);
 

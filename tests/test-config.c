@@ -84,6 +84,12 @@ test_defaults (Fixture       *fixture,
   g_assert_cmpuint (kv_config_get_shutdown_timeout (fixture->config), ==, 5);
   kv_config_get_limits (fixture->config, &limits);
   g_assert_cmpuint (limits.max_import_size, ==, G_GUINT64_CONSTANT (1) << 30);
+  g_assert_cmpuint (limits.max_watchers, ==, 256);
+  g_assert_cmpuint (limits.watch_heartbeat, ==, 15);
+  g_assert_cmpuint (limits.watch_buffer, ==, 1024 * 1024);
+  g_assert_cmpuint (limits.max_wait, ==, 300);
+  g_assert_cmpuint (kv_config_get_watch_history (fixture->config), ==, 10000);
+  g_assert_cmpuint (kv_config_get_watch_history_size (fixture->config), ==, 64 * 1024 * 1024);
 }
 
 static void

@@ -1106,10 +1106,12 @@ full_get_info (KvStorage *self, KvStorageInfo *info)
 }
 
 static guint
-full_subscribe (KvStorage *self, GMainContext *context, KvChangeFunc func, gpointer user_data,
-                GDestroyNotify notify)
+full_subscribe (KvStorage *self, GMainContext *context, const KvSubscribeOptions *options,
+                KvChangeFunc func, gpointer user_data, GDestroyNotify notify, KvHistoryInfo *info,
+                GError **error)
 {
-  return kv_storage_subscribe (INNER (self), context, func, user_data, notify);
+  return kv_storage_subscribe (INNER (self), context, options, func, user_data, notify, info,
+                               error);
 }
 
 static void

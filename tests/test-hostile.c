@@ -13,6 +13,7 @@
 
 #include "storage/kv-map-storage.h"
 #include "kv-test-raw.h"
+#include "kv-test-sse.h"
 #include "kv-test-utils.h"
 
 #define MAX_VALUE_SIZE 4096
@@ -818,6 +819,92 @@ test_idle_close_by_client (Fixture       *fixture,
 
 /* ---- Floods ---- */
 
+/* ---- Watch streams: long answers that no deadline ends ---- */
+
+static void
+test_watch_deadlines (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autoptr(KvSseClient) client = kv_sse_client_new (fixture->port, "/watch", NULL);
+  g_autoptr(KvSseBlock) block = NULL;
+  g_autoptr(KvRawResponse) put = NULL;
+
+  g_test_summary ("A watch stream outlives the request and idle deadlines, silent as it is, "
+                  "and still delivers after them");
+
+  block = kv_sse_client_next (client, 5000);
+  g_assert_cmpstr (block->id, ==, "0");
+  g_clear_pointer (&block, kv_sse_block_free);
+
+  /* Both deadlines, and the socket's timeout past them, go by. */
+  g_usleep ((2 * TIMEOUT_S + 1) * G_USEC_PER_SEC + SLACK_MS * 1000);
+  g_assert_true (kv_sse_client_feed (client));
+  put = kv_raw_simple (fixture->port, "PUT", "/kv/late", "v");
+  g_assert_cmpuint (put->status, ==, 200);
+  block = kv_sse_client_next (client, 5000);
+  g_assert_nonnull (block);
+  g_assert_cmpstr (block->event, ==, "put");
+  g_assert_cmpstr (block->id, ==, "1");
+
+  g_clear_pointer (&client, kv_sse_client_free);
+  assert_no_connection_left (fixture);
+}
+
+static void
+test_watch_then_request (Fixture       *fixture,
+                         gconstpointer  user_data)
+{
+  g_autoptr(KvSseClient) client = kv_sse_client_new (fixture->port, "/watch?key=k", NULL);
+  g_autoptr(KvSseBlock) block = NULL;
+
+  g_test_summary ("A request sent behind a watch stream, which never ends on its own, ends the "
+                  "stream and its connection, which gives its slot back");
+
+  block = kv_sse_client_next (client, 5000);
+  g_assert_cmpstr (block->id, ==, "0");
+  kv_raw_send_string (kv_sse_client_get_socket (client), "GET /kv/k HTTP/1.1\r\n" H "\r\n");
+  g_assert_null (kv_sse_client_next (client, 5000));
+  g_assert_true (kv_sse_client_is_closed (client));
+
+  g_clear_pointer (&client, kv_sse_client_free);
+  assert_no_connection_left (fixture);
+  assert_still_serves (fixture);
+}
+
+static void
+test_watch_connection_limit (Fixture       *fixture,
+                             gconstpointer  user_data)
+{
+  g_autoptr(GPtrArray) streams = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_sse_client_free);
+
+  g_test_summary ("Watch streams count against max-connections, and are never shed: with "
+                  "every slot a stream, a newcomer is closed at once; once they go, "
+                  "connections are served again");
+
+  for (guint i = 0; i < MAX_CONNECTIONS; i++)
+    {
+      KvSseClient *client = kv_sse_client_new (fixture->port, "/watch", NULL);
+      g_autoptr(KvSseBlock) block = kv_sse_client_next (client, 5000);
+
+      g_assert_cmpstr (block->id, ==, "0");
+      g_ptr_array_add (streams, client);
+    }
+  wait_for_open_connections (fixture, MAX_CONNECTIONS);
+
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GSocket) socket = kv_raw_connect (fixture->port);
+
+      g_assert_true (kv_raw_wait_closed (socket, 1000));
+    }
+  for (guint i = 0; i < streams->len; i++)
+    g_assert_true (kv_sse_client_feed (g_ptr_array_index (streams, i)));
+
+  g_ptr_array_set_size (streams, 0);
+  assert_no_connection_left (fixture);
+  assert_still_serves (fixture);
+}
+
 static void
 test_flood (Fixture       *fixture,
             gconstpointer  user_data)
@@ -1016,6 +1103,9 @@ main (int   argc,
   ADD ("slow/reader", test_slow_reader);
   ADD ("idle/timeout", test_idle_keepalive);
   ADD ("idle/closed-by-client", test_idle_close_by_client);
+  ADD ("watch/deadlines", test_watch_deadlines);
+  ADD ("watch/then-request", test_watch_then_request);
+  ADD ("watch/connection-limit", test_watch_connection_limit);
   ADD ("flood/max-connections", test_flood);
   ADD ("flood/sheds-idle", test_flood_sheds_idle);
   g_test_add ("/kv/hostile/flood/sheds-trickler", Fixture, NULL, fixture_setup_patient,

@@ -76,6 +76,9 @@ static const char *valid =
   "PUT /kv/c HTTP/1.1\r\n" H "Transfer-Encoding: Chunked\r\n\r\n"
   "5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n000\r\n\r\n"
   "DELETE /kv/c HTTP/1.0\r\nX-Empty:\r\nX-Tab:\tvalue\t\r\n\r\n"
+  /* What an EventSource sends when it resumes a watch. */
+  "GET /watch?prefix=a%2Fb&since=3 HTTP/1.1\r\n" H "Accept: text/event-stream\r\n"
+  "Cache-Control: no-cache\r\nLast-Event-ID: 7\r\n\r\n"
   "OPTIONS * HTTP/1.1\r\n" H "\r\n";
 
 static void

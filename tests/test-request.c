@@ -346,6 +346,53 @@ test_json_chars (void)
   g_assert_cmpstr (pieces->str, ==, whole->str);
 }
 
+static void
+test_prefer_wait (void)
+{
+  static const struct
+  {
+    const char *prefer;
+    gboolean found;
+    guint seconds;
+  } cases[] = {
+    { "wait=10", TRUE, 10 },
+    { "WAIT=10", TRUE, 10 },
+    { "wait = 7", TRUE, 7 },
+    { "wait=\"30\"", TRUE, 30 },
+    { "respond-async, wait=5", TRUE, 5 },
+    { "wait=5; foo=bar", TRUE, 5 },
+    { "handling=lenient; x=\"a,wait=9\", wait=4", TRUE, 4 },
+    { "wait=0", TRUE, 0 },
+    { "wait=99999999999", FALSE, 0 },
+    { "wait=4294967295", TRUE, G_MAXUINT },
+    { "wait=-1", FALSE, 0 },
+    { "wait=1.5", FALSE, 0 },
+    { "wait=ten", FALSE, 0 },
+    { "wait=\"3", FALSE, 0 },
+    { "wait", FALSE, 0 },
+    { "waiting=3", FALSE, 0 },
+    { "return=minimal", FALSE, 0 },
+    { "", FALSE, 0 },
+    { "wait=abc, wait=6", TRUE, 6 },
+    { "x=\"unterminated, wait=3", FALSE, 0 },
+  };
+
+  g_test_summary ("Prefer: wait=N is found among other preferences, quoted or not, and one that "
+                  "is not a whole number of seconds is ignored");
+
+  g_assert_false (kv_request_parse_prefer_wait (NULL, &(guint) { 0 }));
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      guint seconds = 12345;
+      gboolean found = kv_request_parse_prefer_wait (cases[i].prefer, &seconds);
+
+      g_test_message ("%s", cases[i].prefer);
+      g_assert_cmpint (found, ==, cases[i].found);
+      if (found)
+        g_assert_cmpuint (seconds, ==, cases[i].seconds);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -356,6 +403,7 @@ main (int   argc,
   g_test_add_func ("/kv/request/ttl", test_ttl);
   g_test_add_func ("/kv/request/media-type", test_media_type);
   g_test_add_func ("/kv/request/limit-and-query", test_limit_and_query);
+  g_test_add_func ("/kv/request/prefer-wait", test_prefer_wait);
   g_test_add_func ("/kv/request/condition", test_condition);
   g_test_add_func ("/kv/request/base64", test_base64);
   g_test_add_func ("/kv/request/load-json", test_load_json);

@@ -786,6 +786,7 @@ typedef struct
 
 static void
 on_change (KvChange *change,
+           gboolean  last,
            gpointer  data)
 {
   Feed *feed = data;
@@ -815,7 +816,7 @@ feed_thread (gpointer data)
   Feed *feed = data;
 
   g_main_context_push_thread_default (feed->context);
-  feed->id = kv_storage_subscribe (feed->storage, NULL, on_change, feed, NULL);
+  feed->id = kv_storage_subscribe (feed->storage, NULL, NULL, on_change, feed, NULL, NULL, NULL);
   g_mutex_lock (&feed->lock);
   feed->subscribed = TRUE;
   g_cond_signal (&feed->cond);
@@ -937,6 +938,362 @@ test_change_feed (Fixture       *fixture,
     }
 }
 
+/* ---- The history and subscriptions that start from a past revision ---- */
+
+/* What a subscription got, one change a line: "put a 3 ." where the dot
+ * marks the last change of its revision. */
+typedef struct
+{
+  GString *log;
+  guint64 last_revision;
+  guint n;
+  guint64 *revisions;           /* (nullable) every revision, in order */
+} Collector;
+
+static void
+on_collect (KvChange *change,
+            gboolean  last,
+            gpointer  data)
+{
+  Collector *collector = data;
+  static const char * const kinds[] = { "put", "delete", "expire", "clear" };
+  const char *key = kv_change_get_key (change);
+
+  g_string_append_printf (collector->log, "%s %s %" G_GUINT64_FORMAT "%s\n",
+                          kinds[kv_change_get_kind (change)], key != NULL ? key : "-",
+                          kv_change_get_revision (change), last ? " ." : "");
+  collector->last_revision = kv_change_get_revision (change);
+  if (collector->revisions != NULL)
+    collector->revisions[collector->n] = kv_change_get_revision (change);
+  collector->n++;
+}
+
+/* Subscribes in the test's thread, whose context the test iterates. */
+static guint
+collect_from (KvStorage   *storage,
+              Collector   *collector,
+              guint64      since,
+              const char  *key,
+              const char  *prefix,
+              GError     **error)
+{
+  KvSubscribeOptions options = { since, key, prefix };
+
+  collector->log = g_string_new (NULL);
+  return kv_storage_subscribe (storage, NULL, &options, on_collect, collector, NULL, NULL, error);
+}
+
+static char *
+collected (Collector *collector)
+{
+  while (g_main_context_iteration (g_main_context_get_thread_default (), FALSE))
+    ;
+  return g_string_free (g_steal_pointer (&collector->log), FALSE);
+}
+
+static void
+write_history (KvStorage *storage)
+{
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(KvTxn) txn = kv_txn_new ();
+  g_autoptr(KvTxnResult) result = NULL;
+  KvSetOptions brief = { NULL, KV_TTL_SET, 1000, NULL };
+  KvStorageInfo info;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  kv_entry_unref (kv_storage_set (storage, "a", value, NULL, NULL));          /* 1 */
+  kv_entry_unref (kv_storage_set (storage, "b", value, NULL, NULL));          /* 2 */
+  kv_txn_add_put (txn, "c", value, NULL);                                     /* 3 */
+  kv_txn_add_put (txn, "d/x", value, NULL);
+  kv_txn_add_delete (txn, "a", NULL);
+  result = kv_storage_apply (storage, txn, NULL, NULL);
+  g_assert_nonnull (result);
+  g_assert_true (kv_storage_delete (storage, "b", NULL, NULL));                /* 4 */
+  kv_entry_unref (kv_storage_set (storage, "d/y", value, &brief, NULL));       /* 5 */
+  /* 6: the sweeper, or this, expires it. */
+  do
+    {
+      g_usleep (2000);
+      kv_map_storage_expire (KV_MAP_STORAGE (storage), 10);
+      kv_storage_get_info (storage, &info);
+    }
+  while (info.revision < 6 && g_get_monotonic_time () < deadline);
+  g_assert_cmpuint (info.revision, ==, 6);
+  kv_storage_clear (storage, NULL, NULL);                                     /* 7 */
+}
+
+static void
+test_history (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Collector all = { 0 }, after = { 0 }, now = { 0 };
+  g_autofree char *log = NULL;
+  guint ids[3];
+  KvStorageInfo info;
+
+  g_test_summary ("A subscription that starts after a past revision gets every change after "
+                  "it from the history, each transaction at its one revision, then the new "
+                  "ones, in one sequence");
+
+  g_main_context_push_thread_default (context);
+  write_history (fixture->storage);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.history_changes, ==, 9);
+  g_assert_cmpuint (info.history_oldest, ==, 0);
+  g_assert_cmpuint (info.history_bytes, >, 9 * 16);
+
+  ids[0] = collect_from (fixture->storage, &all, 0, NULL, NULL, NULL);
+  ids[1] = collect_from (fixture->storage, &after, 3, NULL, NULL, NULL);
+  ids[2] = collect_from (fixture->storage, &now, KV_REVISION_NOW, NULL, NULL, NULL);
+  g_assert_cmpuint (ids[0], !=, 0);
+  g_assert_cmpuint (ids[1], !=, 0);
+  kv_entry_unref (kv_storage_set (fixture->storage, "e", value, NULL, NULL));  /* 8 */
+
+  log = collected (&all);
+  g_assert_cmpstr (log, ==,
+                   "put a 1 .\n"
+                   "put b 2 .\n"
+                   "put c 3\n"
+                   "put d/x 3\n"
+                   "delete a 3 .\n"
+                   "delete b 4 .\n"
+                   "put d/y 5 .\n"
+                   "expire d/y 6 .\n"
+                   "clear - 7 .\n"
+                   "put e 8 .\n");
+  g_clear_pointer (&log, g_free);
+  log = collected (&after);
+  g_assert_cmpstr (log, ==,
+                   "delete b 4 .\n"
+                   "put d/y 5 .\n"
+                   "expire d/y 6 .\n"
+                   "clear - 7 .\n"
+                   "put e 8 .\n");
+  g_clear_pointer (&log, g_free);
+  log = collected (&now);
+  g_assert_cmpstr (log, ==, "put e 8 .\n");
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    kv_storage_unsubscribe (fixture->storage, ids[i]);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_history_filters (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Collector key = { 0 }, prefix = { 0 }, live = { 0 };
+  g_autofree char *log = NULL;
+  guint ids[3];
+
+  g_test_summary ("A subscription to a key or a prefix gets only their changes and every clear, "
+                  "its last change of each revision marked as such, from the history and new");
+
+  g_main_context_push_thread_default (context);
+  write_history (fixture->storage);
+
+  ids[0] = collect_from (fixture->storage, &key, 0, "a", NULL, NULL);
+  ids[1] = collect_from (fixture->storage, &prefix, 0, NULL, "d/", NULL);
+  ids[2] = collect_from (fixture->storage, &live, KV_REVISION_NOW, NULL, "d/", NULL);
+  kv_entry_unref (kv_storage_set (fixture->storage, "a", value, NULL, NULL));     /* 8 */
+  kv_entry_unref (kv_storage_set (fixture->storage, "d/z", value, NULL, NULL));   /* 9 */
+  kv_entry_unref (kv_storage_set (fixture->storage, "d", value, NULL, NULL));     /* 10 */
+
+  log = collected (&key);
+  g_assert_cmpstr (log, ==, "put a 1 .\ndelete a 3 .\nclear - 7 .\nput a 8 .\n");
+  g_clear_pointer (&log, g_free);
+  log = collected (&prefix);
+  g_assert_cmpstr (log, ==,
+                   "put d/x 3 .\nput d/y 5 .\nexpire d/y 6 .\nclear - 7 .\nput d/z 9 .\n");
+  g_clear_pointer (&log, g_free);
+  log = collected (&live);
+  g_assert_cmpstr (log, ==, "put d/z 9 .\n");
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    kv_storage_unsubscribe (fixture->storage, ids[i]);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_history_limits (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  Collector collector = { 0 };
+  g_autofree char *log = NULL;
+  KvHistoryInfo history;
+  KvStorageInfo info;
+  guint id;
+
+  g_test_summary ("The history keeps the latest changes, whole revisions, within its count and "
+                  "size; a subscription after a revision it no longer has, or one ahead of the "
+                  "store, is refused and told the oldest it can start after");
+
+  g_main_context_push_thread_default (context);
+  write_history (fixture->storage);
+
+  id = kv_storage_subscribe (fixture->storage, NULL, &(KvSubscribeOptions) { 8, NULL, NULL },
+                             on_collect, &collector, NULL, &history, &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_COMPACTED);
+  g_assert_cmpstr (error->message, ==, "revision ahead of the store");
+  g_assert_cmpuint (id, ==, 0);
+  g_assert_cmpuint (history.revision, ==, 7);
+  g_clear_error (&error);
+
+  /* Three changes at most: revision 3's three go whole, with 1, 2 and 4. */
+  kv_map_storage_set_history (KV_MAP_STORAGE (fixture->storage), 3, G_MAXUINT64);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.history_changes, ==, 3);
+  g_assert_cmpuint (info.history_oldest, ==, 4);
+  id = kv_storage_subscribe (fixture->storage, NULL, &(KvSubscribeOptions) { 3, NULL, NULL },
+                             on_collect, &collector, NULL, &history, &error);
+  g_assert_error (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_COMPACTED);
+  g_assert_cmpstr (error->message, ==, "revision compacted");
+  g_assert_cmpuint (id, ==, 0);
+  g_assert_cmpuint (history.oldest, ==, 4);
+  g_clear_error (&error);
+
+  id = collect_from (fixture->storage, &collector, 4, NULL, NULL, &error);
+  g_assert_no_error (error);
+  log = collected (&collector);
+  g_assert_cmpstr (log, ==, "put d/y 5 .\nexpire d/y 6 .\nclear - 7 .\n");
+  kv_storage_unsubscribe (fixture->storage, id);
+
+  /* One byte: nothing fits, and the oldest is the latest. */
+  kv_map_storage_set_history (KV_MAP_STORAGE (fixture->storage), 10, 1);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.history_changes, ==, 0);
+  g_assert_cmpuint (info.history_bytes, ==, 0);
+  g_assert_cmpuint (info.history_oldest, ==, 7);
+
+  /* None kept at all. */
+  kv_map_storage_set_history (KV_MAP_STORAGE (fixture->storage), 0, G_MAXUINT64);
+  kv_entry_unref (kv_storage_set (fixture->storage, "a", value, NULL, NULL));
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.history_changes, ==, 0);
+  g_assert_cmpuint (info.history_oldest, ==, 8);
+  g_assert_cmpuint (kv_storage_subscribe (fixture->storage, NULL,
+                                          &(KvSubscribeOptions) { 7, NULL, NULL }, on_collect,
+                                          &collector, NULL, NULL, NULL), ==, 0);
+  g_main_context_pop_thread_default (context);
+}
+
+#define RESUME_WRITES 20000
+#define RESUMERS 8
+
+typedef struct
+{
+  KvStorage *storage;
+  gint done;
+} ResumeWriter;
+
+static gpointer
+resume_writer (gpointer data)
+{
+  ResumeWriter *w = data;
+  g_autoptr(GBytes) value = bytes ("v");
+
+  for (guint i = 0; i < RESUME_WRITES; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("k%u", i % 100);
+
+      kv_entry_unref (kv_storage_set (w->storage, key, value, NULL, NULL));
+    }
+  g_atomic_int_set (&w->done, TRUE);
+  return NULL;
+}
+
+static void
+test_history_resume_while_writing (Fixture       *fixture,
+                                   gconstpointer  user_data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  ResumeWriter writer = { fixture->storage, FALSE };
+  Collector collectors[RESUMERS] = { { 0 } };
+  guint64 since[RESUMERS];
+  guint ids[RESUMERS];
+  GThread *thread;
+  KvStorageInfo info;
+
+  g_test_summary ("Subscriptions that start from a past revision while another thread writes "
+                  "get every revision after it exactly once, in order: the replay and the new "
+                  "changes meet without a gap or an overlap");
+
+  g_main_context_push_thread_default (context);
+  thread = g_thread_new ("writer", resume_writer, &writer);
+  for (guint i = 0; i < RESUMERS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      /* Spread over the writes, each from a little before the store's
+       * revision of the moment. */
+      g_usleep (2000 + g_random_int_range (0, 3000));
+      kv_storage_get_info (fixture->storage, &info);
+      since[i] = info.revision > 50 ? info.revision - 50 : 0;
+      collectors[i].revisions = g_new0 (guint64, RESUME_WRITES + 1);
+      ids[i] = collect_from (fixture->storage, &collectors[i], since[i], NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_main_context_iteration (context, FALSE);
+    }
+  g_thread_join (thread);
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.revision, ==, RESUME_WRITES);
+
+  for (guint i = 0; i < RESUMERS; i++)
+    {
+      g_autofree char *log = collected (&collectors[i]);
+
+      g_assert_cmpuint (collectors[i].n, ==, RESUME_WRITES - since[i]);
+      for (guint j = 0; j < collectors[i].n; j++)
+        g_assert_cmpuint (collectors[i].revisions[j], ==, since[i] + 1 + j);
+      kv_storage_unsubscribe (fixture->storage, ids[i]);
+      g_free (collectors[i].revisions);
+    }
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_history_reopen (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autoptr(GBytes) value = bytes ("v");
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  Collector collector = { 0 };
+  g_autofree char *log = NULL;
+  KvStorageInfo info;
+  guint id;
+
+  g_test_summary ("A durable store reopened keeps no history from before: a subscription can "
+                  "start after the revision it was loaded at, not before");
+
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < 3; i++)
+    kv_entry_unref (kv_storage_set (fixture->storage, "a", value, NULL, NULL));
+  g_assert_finalize_object (fixture->storage);
+  fixture->storage = open_durable (fixture->data_dir);
+
+  kv_storage_get_info (fixture->storage, &info);
+  g_assert_cmpuint (info.revision, ==, 3);
+  g_assert_cmpuint (info.history_oldest, ==, 3);
+  g_assert_cmpuint (kv_storage_subscribe (fixture->storage, NULL,
+                                          &(KvSubscribeOptions) { 2, NULL, NULL }, on_collect,
+                                          &collector, NULL, NULL, NULL), ==, 0);
+  id = collect_from (fixture->storage, &collector, 3, NULL, NULL, &error);
+  g_assert_no_error (error);
+  kv_entry_unref (kv_storage_set (fixture->storage, "a", value, NULL, NULL));
+  log = collected (&collector);
+  g_assert_cmpstr (log, ==, "put a 4 .\n");
+  kv_storage_unsubscribe (fixture->storage, id);
+  g_main_context_pop_thread_default (context);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -977,6 +1334,12 @@ main (int   argc,
       ADD ("change-feed", test_change_feed);
       ADD ("async", test_async);
       ADD ("dump", test_dump);
+      ADD ("history", test_history);
+      ADD ("history-filters", test_history_filters);
+      ADD ("history-limits", test_history_limits);
+      ADD ("history-resume-while-writing", test_history_resume_while_writing);
+      if (kinds[i].durable)
+        ADD ("history-reopen", test_history_reopen);
 #undef ADD
     }
 

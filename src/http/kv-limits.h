@@ -21,6 +21,13 @@ G_BEGIN_DECLS
  * @max_pending_output: the most bytes of streamed answers (listings) held
  *   for clients that have not read them yet, all connections together
  * @max_import_size: the largest import body, in bytes
+ * @max_watchers: the most watch streams and long-polling reads open at
+ *   once, all connections together
+ * @watch_heartbeat: seconds after which a watch stream that has sent
+ *   nothing sends a comment
+ * @watch_buffer: the most bytes of events a watch stream holds for a
+ *   client that has not read them, before it ends with an overflow
+ * @max_wait: the most seconds a long-polling read may wait
  *
  * Plain values, copied by whoever keeps them: a server can be given new
  * ones while it runs (on SIGHUP).
@@ -37,6 +44,10 @@ typedef struct
   guint64 max_txn_size;
   guint64 max_pending_output;
   guint64 max_import_size;
+  guint max_watchers;
+  guint watch_heartbeat;
+  guint64 watch_buffer;
+  guint max_wait;
 } KvLimits;
 
 G_END_DECLS

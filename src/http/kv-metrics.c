@@ -321,6 +321,17 @@ kv_metrics_render (GString             *out,
     append_durability (out, info);
   append_uint_metric (out, PREFIX "open_connections", "gauge", "Connections open now",
                       open_connections);
+  append_uint_metric (out, PREFIX "watchers", "gauge",
+                      "Watch streams and reads waiting for a change, open now",
+                      kv_stats_get_watchers (stats));
+  append_uint_metric (out, PREFIX "watch_history_changes", "gauge",
+                      "Changes kept for watches that resume from a past revision",
+                      info->history_changes);
+  append_uint_metric (out, PREFIX "watch_history_bytes", "gauge",
+                      "Memory those changes take, their keys and values included",
+                      info->history_bytes);
+  append_uint_metric (out, PREFIX "watch_history_oldest_revision", "gauge",
+                      "The oldest revision a watch can resume from", info->history_oldest);
   append_build_info (out);
   append_request_durations (out, stats);
   append_process (out, stats);

@@ -252,6 +252,78 @@ kv_request_parse_media_type (const char *text)
 }
 
 /**
+ * kv_request_parse_prefer_wait:
+ * @prefer: (nullable): the request's Prefer fields, as one list
+ * @seconds: (out): the wait asked for
+ *
+ * Finds the "wait" preference of RFC 7240 §4.3 (`wait=10`, or
+ * `wait="10"`) among the others (`respond-async, wait=10; x=y`). Names
+ * are case-insensitive; the first valid wait counts. A preference is only
+ * that: one that cannot be parsed is ignored, as are those of other
+ * names.
+ *
+ * Returns: %TRUE with @seconds set if a wait of whole seconds is asked
+ *   for
+ */
+gboolean
+kv_request_parse_prefer_wait (const char *prefer,
+                              guint      *seconds)
+{
+  const char *p = prefer;
+
+  if (prefer == NULL)
+    return FALSE;
+
+  while (*p != '\0')
+    {
+      const char *name, *end;
+
+      p = skip_ows (p);
+      name = p;
+      end = skip_token (p);
+      p = skip_ows (end);
+      if (end - name == 4 && g_ascii_strncasecmp (name, "wait", 4) == 0 && *p == '=')
+        {
+          const char *value = skip_ows (p + 1);
+          gboolean quoted = *value == '"';
+          const char *digits = quoted ? value + 1 : value;
+          const char *stop = digits;
+          gboolean valid;
+
+          while (g_ascii_isdigit (*stop))
+            stop++;
+          valid = stop > digits && stop - digits <= 10 && (!quoted || *stop == '"');
+          if (quoted && *stop == '"')
+            stop++;
+          stop = skip_ows (stop);
+          if (valid && (*stop == '\0' || *stop == ',' || *stop == ';'))
+            {
+              *seconds = MIN (g_ascii_strtoull (digits, NULL, 10), G_MAXUINT);
+              return TRUE;
+            }
+        }
+      /* On to the next preference, past its parameters. */
+      while (*p != '\0' && *p != ',')
+        {
+          if (*p == '"')
+            {
+              const char *after = skip_quoted_string (p);
+
+              if (after == NULL)
+                return FALSE;
+              p = after;
+            }
+          else
+            p++;
+        }
+      if (*p == ',')
+        p++;
+    }
+
+  return FALSE;
+}
+
+/**
  * kv_request_parse_limit:
  * @text: (nullable): a page size from a query, or %NULL for the default
  * @default_limit: what %NULL means

@@ -30,6 +30,8 @@ gboolean kv_request_parse_ttl          (const char         *text,
 gboolean kv_request_parse_condition    (SoupMessageHeaders *headers,
                                         KvCondition        *condition);
 gboolean kv_request_parse_media_type   (const char         *text);
+gboolean kv_request_parse_prefer_wait  (const char         *prefer,
+                                        guint              *seconds);
 gboolean kv_request_parse_limit        (const char         *text,
                                         guint               default_limit,
                                         guint               max_limit,

@@ -62,6 +62,10 @@ answer_stats (SoupServerMessage   *msg,
     {
       MEMBER (kv_stat_get_name (stat), kv_stats_get (stats, stat));
     }
+  MEMBER ("watchers", kv_stats_get_watchers (stats));
+  MEMBER ("watch_history_changes", info->history_changes);
+  MEMBER ("watch_history_bytes", info->history_bytes);
+  MEMBER ("watch_history_oldest_revision", info->history_oldest);
   /* Only a store with a data directory has these. */
   if (info->durable)
     {

@@ -58,6 +58,10 @@ void kv_resource_metrics (KvServer          *server,
                           SoupServerMessage *msg,
                           const char        *path,
                           GHashTable        *query);
+void kv_resource_watch   (KvServer          *server,
+                          SoupServerMessage *msg,
+                          const char        *path,
+                          GHashTable        *query);
 
 /* Before the body is read: an import reads it as it arrives. */
 gboolean kv_resource_import_begin (KvServer          *server,

@@ -35,6 +35,8 @@ kv_response_status_for_error (const GError *error)
           return SOUP_STATUS_PRECONDITION_FAILED;
         case KV_STORAGE_ERROR_INSUFFICIENT_STORAGE:
           return SOUP_STATUS_INSUFFICIENT_STORAGE;
+        case KV_STORAGE_ERROR_COMPACTED:
+          return SOUP_STATUS_GONE;
         }
     }
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
@@ -234,6 +236,37 @@ kv_response_error_with (SoupServerMessage *msg,
 }
 
 /**
+ * kv_response_error_revision:
+ * @msg: the request
+ * @status: an HTTP error status
+ * @text: the error's stable text
+ * @oldest: the oldest revision a watch can start from
+ *
+ * As kv_response_error(), for a watch that asks for a revision the history
+ * does not have: the oldest it has goes in KV-Oldest-Revision, and in the
+ * JSON body as "oldest_revision".
+ */
+void
+kv_response_error_revision (SoupServerMessage *msg,
+                            guint              status,
+                            const char        *text,
+                            guint64            oldest)
+{
+  gboolean json = kv_response_wants_json (soup_server_message_get_request_headers (msg));
+  gsize len;
+  char *body = dup_error_body (status, text, json ? "oldest_revision" : NULL, oldest, json, &len);
+  char value[24];
+
+  g_snprintf (value, sizeof value, "%" G_GUINT64_FORMAT, oldest);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "KV-Oldest-Revision", value);
+  set_nosniff (msg);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, json ? KV_JSON : KV_TEXT_PLAIN, SOUP_MEMORY_TAKE,
+                                    body, len);
+}
+
+/**
  * kv_response_text:
  * @msg: the request
  * @content_type: the body's media type
@@ -369,6 +402,55 @@ kv_response_set_etag (SoupMessageHeaders *headers,
   *--p = '"';
 
   soup_message_headers_replace (headers, "ETag", p);
+}
+
+/**
+ * kv_response_build_stream_head:
+ * @msg: the request, the headers of its answer set
+ * @content_type: the stream's media type
+ *
+ * Builds the status line and headers of a 200 answer that is written on
+ * a connection taken from libsoup, as it goes (a watch stream): the
+ * headers set on @msg (CORS's among them), and those libsoup would add,
+ * chunked for HTTP/1.1 (an HTTP/1.0 answer ends with the connection),
+ * with "Connection: close" and nosniff.
+ *
+ * Returns: (transfer full): the bytes to send before the body
+ */
+GBytes *
+kv_response_build_stream_head (SoupServerMessage *msg,
+                               const char        *content_type)
+{
+  static const char * const ours[] = {
+    "Content-Type", "Content-Length", "Transfer-Encoding", "Connection",
+    "X-Content-Type-Options", "Server", "Date", NULL,
+  };
+  gboolean http_1_0 = soup_server_message_get_http_version (msg) == SOUP_HTTP_1_0;
+  GString *head = g_string_new (http_1_0 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n");
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *date = soup_date_time_to_string (now, SOUP_DATE_HTTP);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  g_string_append (head, "Server: " PACKAGE_NAME "/" VERSION "\r\n");
+  g_string_append_printf (head, "Date: %s\r\n", date);
+  soup_message_headers_iter_init (&iter, soup_server_message_get_response_headers (msg));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    {
+      gboolean skip = FALSE;
+
+      for (gsize i = 0; ours[i] != NULL && !skip; i++)
+        skip = g_ascii_strcasecmp (name, ours[i]) == 0;
+      if (!skip)
+        g_string_append_printf (head, "%s: %s\r\n", name, value);
+    }
+  g_string_append_printf (head, "Content-Type: %s\r\n", content_type);
+  g_string_append (head, "X-Content-Type-Options: nosniff\r\n");
+  if (!http_1_0)
+    g_string_append (head, "Transfer-Encoding: chunked\r\n");
+  g_string_append (head, "Connection: close\r\n\r\n");
+
+  return g_string_free_to_bytes (head);
 }
 
 /* libsoup 3.2 knows neither 421 nor 431 by name. */

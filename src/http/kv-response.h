@@ -31,6 +31,10 @@ void      kv_response_error_with       (SoupServerMessage  *msg,
                                         const char         *text,
                                         const char         *member,
                                         gint64              value);
+void      kv_response_error_revision   (SoupServerMessage  *msg,
+                                        guint               status,
+                                        const char         *text,
+                                        guint64             oldest);
 void      kv_response_text             (SoupServerMessage  *msg,
                                         const char         *content_type,
                                         char               *text);
@@ -45,6 +49,8 @@ void      kv_response_append_json_chars (GString          *out,
                                          gsize             len);
 void      kv_response_set_etag         (SoupMessageHeaders *headers,
                                         guint64             revision);
+GBytes   *kv_response_build_stream_head (SoupServerMessage *msg,
+                                         const char        *content_type);
 GBytes   *kv_response_build_refusal    (guint               status,
                                         const char         *text,
                                         const char         *extra_header,

@@ -46,9 +46,17 @@ struct _KvServer
 
   /* Requests paused while the store answers. */
   GHashTable *calls;            /* (element-type SoupServerMessage KvCall) */
+
+  /* Watch streams and long-polling reads, ended at once by a stop. */
+  GHashTable *watchers;         /* (element-type gpointer KvWatcherFuncs) (unowned) */
+  GSource *tick;                /* (owned) (nullable) once a second while there are some */
 };
 
 G_DEFINE_FINAL_TYPE (KvServer, kv_server, G_TYPE_OBJECT)
+
+/* On a message whose duration says how long it waited, not how long it
+ * took: a watch stream, a long-polling read. */
+static GQuark waits_quark;
 
 /* Everything outside /kv/ that has an answer. */
 static const struct
@@ -64,6 +72,7 @@ static const struct
   { "/healthz", kv_resource_health },
   { "/stats", kv_resource_stats },
   { "/metrics", kv_resource_metrics },
+  { "/watch", kv_resource_watch },
 };
 
 void
@@ -316,7 +325,8 @@ on_request_finished (SoupServer        *soup,
   kv_stats_add (self->stats, KV_STAT_REQUESTS, 1);
   /* From its first byte (for a connection's first request, from accept)
    * to the end of its answer. */
-  if (g_hash_table_lookup_extended (self->in_flight, msg, NULL, &started))
+  if (g_hash_table_lookup_extended (self->in_flight, msg, NULL, &started) &&
+      g_object_get_qdata (G_OBJECT (msg), waits_quark) == NULL)
     kv_stats_record_request (self->stats, soup_server_message_get_method (msg),
                              soup_server_message_get_status (msg),
                              g_get_monotonic_time () - (gint64) GPOINTER_TO_SIZE (started));
@@ -358,6 +368,117 @@ clear_source (GSource **source)
     }
 }
 
+/* ---- Watch streams and long-polling reads ---- */
+
+/* A watcher may end, and go, when told anything: tell a copy. */
+static GPtrArray *
+list_watchers (KvServer *self)
+{
+  GPtrArray *watchers = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer watcher;
+
+  g_hash_table_iter_init (&iter, self->watchers);
+  while (g_hash_table_iter_next (&iter, &watcher, NULL))
+    g_ptr_array_add (watchers, watcher);
+  return watchers;
+}
+
+static gboolean
+on_tick (gpointer data)
+{
+  KvServer *self = data;
+  g_autoptr(GPtrArray) watchers = list_watchers (self);
+  gint64 now = g_get_monotonic_time ();
+
+  for (guint i = 0; i < watchers->len; i++)
+    {
+      const KvWatcherFuncs *funcs = g_hash_table_lookup (self->watchers, watchers->pdata[i]);
+
+      if (funcs != NULL && funcs->tick != NULL)
+        funcs->tick (watchers->pdata[i], now);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/**
+ * kv_server_add_watcher:
+ * @self: a #KvServer
+ * @watcher: an answer that waits for changes
+ * @funcs: (not nullable): how to end it, a static table
+ *
+ * Until kv_server_remove_watcher(), a stop ends @watcher at once rather
+ * than waiting for it, and @funcs' tick runs once a second.
+ */
+void
+kv_server_add_watcher (KvServer             *self,
+                       gpointer              watcher,
+                       const KvWatcherFuncs *funcs)
+{
+  g_hash_table_insert (self->watchers, watcher, (gpointer) funcs);
+  if (funcs->tick != NULL && self->tick == NULL)
+    {
+      self->tick = g_timeout_source_new_seconds (1);
+      g_source_set_callback (self->tick, on_tick, self, NULL);
+      g_source_attach (self->tick, g_main_context_get_thread_default ());
+    }
+}
+
+void
+kv_server_remove_watcher (KvServer *self,
+                          gpointer  watcher)
+{
+  if (self->watchers == NULL)
+    return;
+  g_hash_table_remove (self->watchers, watcher);
+  if (g_hash_table_size (self->watchers) == 0)
+    clear_source (&self->tick);
+}
+
+/**
+ * kv_server_exclude_from_durations:
+ * @msg: a request whose answer waits for changes
+ *
+ * Leaves @msg out of the request duration histogram, which would
+ * otherwise count how long it waited.
+ */
+void
+kv_server_exclude_from_durations (SoupServerMessage *msg)
+{
+  g_object_set_qdata (G_OBJECT (msg), waits_quark, GINT_TO_POINTER (TRUE));
+}
+
+/**
+ * kv_server_is_stopping:
+ *
+ * Returns: whether a stop has begun: no new watcher should wait
+ */
+gboolean
+kv_server_is_stopping (KvServer *self)
+{
+  return self->stop_task != NULL;
+}
+
+/* Each watcher removes itself, maybe at once. */
+static void
+stop_watchers (KvServer *self,
+               gboolean  now)
+{
+  g_autoptr(GPtrArray) watchers = NULL;
+
+  if (self->watchers == NULL)
+    return;
+  watchers = list_watchers (self);
+  for (guint i = 0; i < watchers->len; i++)
+    {
+      const KvWatcherFuncs *funcs = g_hash_table_lookup (self->watchers, watchers->pdata[i]);
+
+      if (funcs != NULL)
+        funcs->stop (watchers->pdata[i], now);
+    }
+}
+
 static void
 complete_stop (KvServer *self,
                gboolean  drained)
@@ -366,6 +487,9 @@ complete_stop (KvServer *self,
 
   clear_source (&self->stop_cancelled);
   clear_source (&self->stop_drained);
+  /* The wait ran out: what still waits for changes is cut off. */
+  if (!drained)
+    stop_watchers (self, TRUE);
 
   if (task == NULL)
     return;
@@ -463,6 +587,9 @@ kv_server_stop_async (KvServer            *self,
     close_after_response (msg);
 
   self->stop_task = g_steal_pointer (&task);
+  /* Watch streams and long-polling reads would wait for changes: they end
+   * now, each with a last answer. */
+  stop_watchers (self, FALSE);
   if (cancellable != NULL)
     {
       self->stop_cancelled = g_cancellable_source_new (cancellable);
@@ -547,6 +674,9 @@ kv_server_dispose (GObject *object)
   KvServer *self = KV_SERVER (object);
 
   complete_stop (self, FALSE);
+  stop_watchers (self, TRUE);
+  clear_source (&self->tick);
+  g_clear_pointer (&self->watchers, g_hash_table_unref);
   if (self->calls != NULL)
     {
       GHashTableIter iter;
@@ -583,6 +713,8 @@ static void
 kv_server_class_init (KvServerClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = kv_server_dispose;
+
+  waits_quark = g_quark_from_static_string ("kv-server-waits");
 }
 
 static void
@@ -634,6 +766,7 @@ kv_server_new (KvStorage      *storage,
    * signal lock, which all threads share. */
   self->in_flight = g_hash_table_new (NULL, NULL);
   self->calls = g_hash_table_new (NULL, NULL);
+  self->watchers = g_hash_table_new (NULL, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (on_request_finished), self);
   g_signal_connect (self->soup, "request-aborted", G_CALLBACK (on_request_aborted), self);

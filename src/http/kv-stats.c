@@ -18,6 +18,7 @@ struct _KvStats
   gint64 start_real_time; /* wall clock */
   guint64 counters[KV_N_STATS];
   int open_connections;   /* (atomic) */
+  int watchers;           /* (atomic) watch streams and waiting reads */
   GMutex output_lock;
   guint64 pending_output; /* bytes of streamed answers not sent yet, under output_lock */
 
@@ -42,6 +43,10 @@ static const struct
   [KV_STAT_PRECONDITION_FAILURES] = { "precondition_failures", "Writes refused because a precondition failed" },
   [KV_STAT_CONNECTIONS] = { "connections", "Connections accepted" },
   [KV_STAT_REQUESTS] = { "requests", "Requests answered" },
+  [KV_STAT_WATCHES] = { "watches", "Watch streams begun" },
+  [KV_STAT_WATCH_EVENTS] = { "watch_events", "Events sent on watch streams" },
+  [KV_STAT_WATCH_OVERFLOWS] = { "watch_overflows", "Watch streams ended because their client did not read" },
+  [KV_STAT_LONG_POLLS] = { "long_polls", "Reads that waited for a change of their key" },
 };
 
 /* In microseconds: 100 µs, 250 µs, 500 µs, 1 ms, … 10 s. */
@@ -232,6 +237,57 @@ kv_stats_get_pending_output (KvStats *self)
   g_mutex_unlock (&self->output_lock);
 
   return held;
+}
+
+/**
+ * kv_stats_begin_watch:
+ * @self: a #KvStats
+ * @max: the most watchers all servers sharing @self may have
+ *
+ * Takes a watcher's place: a watch stream or a read waiting for a change.
+ * Safe to call from any thread.
+ *
+ * Returns: %TRUE if there was room, to be given back with
+ *   kv_stats_end_watch()
+ */
+gboolean
+kv_stats_begin_watch (KvStats *self,
+                      guint    max)
+{
+  int n;
+
+  g_return_val_if_fail (KV_IS_STATS (self), FALSE);
+
+  do
+    {
+      n = g_atomic_int_get (&self->watchers);
+      if ((guint) n >= max)
+        return FALSE;
+    }
+  while (!g_atomic_int_compare_and_exchange (&self->watchers, n, n + 1));
+
+  return TRUE;
+}
+
+void
+kv_stats_end_watch (KvStats *self)
+{
+  g_return_if_fail (KV_IS_STATS (self));
+
+  g_atomic_int_add (&self->watchers, -1);
+}
+
+/**
+ * kv_stats_get_watchers:
+ *
+ * Returns: the watch streams and waiting reads open now
+ */
+guint
+kv_stats_get_watchers (KvStats *self)
+{
+  g_return_val_if_fail (KV_IS_STATS (self), 0);
+
+  return MAX (g_atomic_int_get (&self->watchers), 0);
 }
 
 static KvStatsMethod

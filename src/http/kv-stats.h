@@ -18,6 +18,11 @@ G_BEGIN_DECLS
  * @KV_STAT_PRECONDITION_FAILURES: writes refused with 412
  * @KV_STAT_CONNECTIONS: connections accepted
  * @KV_STAT_REQUESTS: requests answered
+ * @KV_STAT_WATCHES: watch streams begun
+ * @KV_STAT_WATCH_EVENTS: events sent on watch streams
+ * @KV_STAT_WATCH_OVERFLOWS: watch streams ended because their client did
+ *   not read
+ * @KV_STAT_LONG_POLLS: reads that waited for a change (Prefer: wait)
  */
 typedef enum
 {
@@ -29,6 +34,10 @@ typedef enum
   KV_STAT_PRECONDITION_FAILURES,
   KV_STAT_CONNECTIONS,
   KV_STAT_REQUESTS,
+  KV_STAT_WATCHES,
+  KV_STAT_WATCH_EVENTS,
+  KV_STAT_WATCH_OVERFLOWS,
+  KV_STAT_LONG_POLLS,
   KV_N_STATS
 } KvStat;
 
@@ -84,6 +93,10 @@ gboolean    kv_stats_reserve_output  (KvStats *self,
 void        kv_stats_release_output  (KvStats *self,
                                       gsize    bytes);
 guint64     kv_stats_get_pending_output (KvStats *self);
+gboolean    kv_stats_begin_watch     (KvStats *self,
+                                      guint    max);
+void        kv_stats_end_watch       (KvStats *self);
+guint       kv_stats_get_watchers    (KvStats *self);
 
 void        kv_stats_record_request  (KvStats    *self,
                                       const char *method,

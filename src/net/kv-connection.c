@@ -65,6 +65,12 @@ struct _KvConnection
   gint64 call_since;
   GSource *hangup_watch;        /* (owned) (nullable) */
 
+  /* An answer that streams until the server ends it, on a connection
+   * taken from libsoup, whose client the transport's sweep looks for. */
+  gboolean taken;
+  KvConnectionFunc hung_up;     /* (nullable) while it streams */
+  gpointer hung_up_data;
+
   GSource *refusal;             /* (owned) (nullable) a refusal waiting to be made */
   guint refused_status;         /* 0 for a hang-up */
   const char *refused_text;
@@ -102,10 +108,18 @@ clear_call (KvConnection *self)
 }
 
 static void
+clear_stream (KvConnection *self)
+{
+  self->hung_up = NULL;
+  self->hung_up_data = NULL;
+}
+
+static void
 kv_connection_finalize (GObject *object)
 {
   KvConnection *self = KV_CONNECTION (object);
 
+  clear_stream (self);
   clear_call (self);
   g_clear_object (&self->spare);
   end_idle (self);
@@ -711,6 +725,100 @@ kv_connection_check_call (KvConnection *self,
   self->hangup_watch = g_socket_create_source (self->socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
   g_source_set_callback (self->hangup_watch, G_SOURCE_FUNC (on_hangup_watch), self, NULL);
   g_source_attach (self->hangup_watch, kv_transport_get_context (self->transport));
+}
+
+/**
+ * kv_connection_take_stream:
+ * @self: a #KvConnection
+ * @msg: its request being answered, whose answer is not begun
+ * @hung_up: called once, in the connection's main context, when the
+ *   client goes away (the end of the stream, or an error) or sends
+ *   anything more, which a stream never answers
+ * @user_data: data for @hung_up
+ *
+ * Takes the connection from libsoup, for an answer that goes on until
+ * the server ends it (a watch), written by the caller. libsoup says
+ * nothing more of @msg. A message libsoup keeps paused between two pieces
+ * of an answer is a source that every turn of the main loop looks at: a
+ * thousand idle streams would slow every other request of their thread.
+ * Taken, an idle stream costs nothing: no deadline applies to it, and the
+ * transport's sweep looks at its socket a few times a second for a client
+ * that went away. The connection keeps its slot until
+ * kv_connection_close_stream().
+ *
+ * Returns: (transfer full): the connection's stream, to write the answer
+ *   on
+ */
+GIOStream *
+kv_connection_take_stream (KvConnection      *self,
+                           SoupServerMessage *msg,
+                           KvConnectionFunc   hung_up,
+                           gpointer           user_data)
+{
+  GIOStream *stream;
+
+  g_return_val_if_fail (KV_IS_CONNECTION (self), NULL);
+  g_return_val_if_fail (hung_up != NULL, NULL);
+
+  /* libsoup's connection owns us: stay for the stream. */
+  g_object_ref (self);
+  g_object_ref (msg);
+  self->deadline = 0;
+  end_idle (self);
+  stream = soup_server_message_steal_connection (msg);
+  g_object_unref (msg);
+  g_clear_weak_pointer (&self->current);
+  kv_listener_slot_set_progress (self->slot, KV_LISTENER_PROGRESS_BUSY);
+  self->hung_up = hung_up;
+  self->hung_up_data = user_data;
+  self->taken = TRUE;
+  kv_transport_watch_deadline (self->transport);
+
+  return stream;
+}
+
+/**
+ * kv_connection_close_stream:
+ * @self: a #KvConnection whose stream was taken
+ * @stream: (transfer full): that stream
+ *
+ * Ends the connection after what was written on @stream: gently, what
+ * the client still sends drained rather than met with a reset. @self may
+ * be gone when this returns.
+ */
+void
+kv_connection_close_stream (KvConnection *self,
+                            GIOStream    *stream)
+{
+  g_return_if_fail (KV_IS_CONNECTION (self));
+  g_return_if_fail (self->taken);
+
+  clear_stream (self);
+  self->taken = FALSE;
+  kv_transport_close_socket (self->transport, self->socket, stream, NULL);
+  g_object_unref (stream);
+  g_object_unref (self);
+}
+
+/* For the transport's sweep: a stream whose client has hung up, failed
+ * or sent more is told. @self may be gone after. */
+void
+kv_connection_check_stream (KvConnection *self)
+{
+  KvConnectionFunc hung_up = self->hung_up;
+  gpointer hung_up_data = self->hung_up_data;
+  char byte;
+  gssize n;
+
+  if (hung_up == NULL)
+    return;
+  n = recv (g_socket_get_fd (self->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+
+  g_debug ("The client of a stream hung up or sent more");
+  clear_stream (self);
+  hung_up (self, hung_up_data);
 }
 
 /* For a stop: a connection between two requests is closed now, the

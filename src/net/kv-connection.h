@@ -24,6 +24,16 @@ typedef enum
 #define KV_TYPE_CONNECTION (kv_connection_get_type ())
 G_DECLARE_FINAL_TYPE (KvConnection, kv_connection, KV, CONNECTION, GObject)
 
+/**
+ * KvConnectionFunc:
+ * @connection: the connection
+ * @user_data: the data given with the function
+ *
+ * Tells of something that happened to @connection.
+ */
+typedef void (*KvConnectionFunc) (KvConnection *connection,
+                                  gpointer      user_data);
+
 KvConnection     *kv_connection_from_message       (SoupServerMessage *msg);
 gboolean          kv_connection_serve              (KvConnection      *self,
                                                     SoupServer        *soup,
@@ -41,6 +51,12 @@ void              kv_connection_request_done       (KvConnection      *self,
                                                     SoupServerMessage *msg);
 GCancellable     *kv_connection_call_started       (KvConnection      *self);
 void              kv_connection_call_done          (KvConnection      *self);
+GIOStream        *kv_connection_take_stream        (KvConnection      *self,
+                                                    SoupServerMessage *msg,
+                                                    KvConnectionFunc   hung_up,
+                                                    gpointer           user_data);
+void              kv_connection_close_stream       (KvConnection      *self,
+                                                    GIOStream         *stream);
 void              kv_connection_refuse             (KvConnection      *self,
                                                     SoupServerMessage *msg,
                                                     guint              status,

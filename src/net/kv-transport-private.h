@@ -34,5 +34,6 @@ gboolean      kv_connection_check_deadline (KvConnection  *self,
 void          kv_connection_close_if_idle  (KvConnection  *self);
 void          kv_connection_check_call     (KvConnection  *self,
                                             gint64         now);
+void          kv_connection_check_stream   (KvConnection  *self);
 
 G_END_DECLS

@@ -361,7 +361,10 @@ on_sweep (gpointer data)
       KvConnection *connection = g_ptr_array_index (connections, i);
 
       if (!kv_connection_check_deadline (connection, now))
-        kv_connection_check_call (connection, now);
+        {
+          kv_connection_check_call (connection, now);
+          kv_connection_check_stream (connection);
+        }
     }
 
   return G_SOURCE_CONTINUE;

@@ -17,6 +17,7 @@ struct _KvChange
   KvChangeKind kind;
   guint64 revision;
   KvEntry *entry;   /* (owned) (nullable): the new entry of a put */
+  gint64 expires_at; /* when that entry expires, wall-clock µs, or 0 */
   char key[];       /* empty for a clear */
 };
 
@@ -29,6 +30,8 @@ G_DEFINE_BOXED_TYPE (KvChange, kv_change, kv_change_ref, kv_change_unref)
  * @key: (nullable): the key, or %NULL for a clear
  * @key_len: its length
  * @entry: (nullable): for a put, the entry stored
+ * @expires_at: for a put, when the entry expires, in microseconds since
+ *   the Unix epoch, or 0 if it does not
  *
  * Returns: (transfer full): the change
  */
@@ -37,7 +40,8 @@ kv_change_new (KvChangeKind  kind,
                guint64       revision,
                const char   *key,
                gsize         key_len,
-               KvEntry      *entry)
+               KvEntry      *entry,
+               gint64        expires_at)
 {
   KvChange *self;
 
@@ -51,6 +55,7 @@ kv_change_new (KvChangeKind  kind,
   self->kind = kind;
   self->revision = revision;
   self->entry = entry != NULL ? kv_entry_ref (entry) : NULL;
+  self->expires_at = entry != NULL ? expires_at : 0;
   if (key_len > 0)
     memcpy (self->key, key, key_len);
   self->key[key_len] = '\0';
@@ -112,3 +117,40 @@ kv_change_get_entry (const KvChange *self)
   return self->entry;
 }
 
+
+/**
+ * kv_change_get_expires_at:
+ *
+ * Returns: for a put, when its entry expires, in microseconds since the
+ *   Unix epoch; 0 if it does not, and for other changes
+ */
+gint64
+kv_change_get_expires_at (const KvChange *self)
+{
+  return self->expires_at;
+}
+
+/**
+ * kv_change_get_size:
+ *
+ * What keeping the change costs, its entry's key and value included
+ * (the store may share them while the entry is live): for a history of
+ * changes to count the memory it holds.
+ *
+ * Returns: the size in bytes
+ */
+gsize
+kv_change_get_size (const KvChange *self)
+{
+  gsize size = sizeof *self + strlen (self->key) + 1;
+
+  if (self->entry != NULL)
+    {
+      gsize key_len;
+
+      kv_entry_peek_key (self->entry, &key_len);
+      size += 32 + key_len + kv_entry_get_value_size (self->entry);
+    }
+
+  return size;
+}

@@ -32,13 +32,16 @@ KvChange     *kv_change_new          (KvChangeKind    kind,
                                       guint64         revision,
                                       const char     *key,
                                       gsize           key_len,
-                                      KvEntry        *entry);
+                                      KvEntry        *entry,
+                                      gint64          expires_at);
 KvChange     *kv_change_ref          (KvChange       *self);
 void          kv_change_unref        (KvChange       *self);
 KvChangeKind  kv_change_get_kind     (const KvChange *self);
 guint64       kv_change_get_revision (const KvChange *self);
 const char   *kv_change_get_key      (const KvChange *self);
 KvEntry      *kv_change_get_entry    (const KvChange *self);
+gint64        kv_change_get_expires_at (const KvChange *self);
+gsize         kv_change_get_size     (const KvChange *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvChange, kv_change_unref)
 

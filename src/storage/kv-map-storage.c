@@ -256,7 +256,7 @@ commit_begin (KvMapStorage *self,
       kv_record_append_varint (commit->record, commit->wall_now);
       commit->undo = g_array_new (FALSE, TRUE, sizeof (Undo));
     }
-  if (kv_change_hub_has_subscribers (self->changes))
+  if (kv_change_hub_wants_changes (self->changes))
     commit->published = g_ptr_array_new_with_free_func ((GDestroyNotify) kv_change_unref);
 }
 
@@ -276,7 +276,7 @@ commit_add (Commit       *commit,
 
       g_ptr_array_add (commit->published,
                        kv_change_new (kind, commit->revision, key, key_len,
-                                      kind == KV_CHANGE_PUT ? entry : NULL));
+                                      kind == KV_CHANGE_PUT ? entry : NULL, expires_at));
     }
 }
 
@@ -412,12 +412,14 @@ commit_end (KvMapStorage  *self,
       g_message ("Writes are logged again");
       self->log_failing = FALSE;
     }
-  if (commit->published != NULL)
-    {
-      for (guint i = 0; i < commit->published->len; i++)
-        kv_change_hub_publish (self->changes, commit->published->pdata[i]);
-      g_ptr_array_unref (commit->published);
-    }
+  /* Every commit, so that the hub knows the revision even when it wants
+   * no change. */
+  if (changed)
+    kv_change_hub_publish (self->changes, commit->revision,
+                           commit->published != NULL ? (KvChange **) commit->published->pdata
+                                                     : NULL,
+                           commit->published != NULL ? commit->published->len : 0);
+  g_clear_pointer (&commit->published, g_ptr_array_unref);
 
   return TRUE;
 }
@@ -987,14 +989,23 @@ kv_map_storage_count (KvStorage  *storage,
 }
 
 static guint
-kv_map_storage_subscribe (KvStorage      *storage,
-                          GMainContext   *context,
-                          KvChangeFunc    func,
-                          gpointer        user_data,
-                          GDestroyNotify  notify)
+kv_map_storage_subscribe (KvStorage                *storage,
+                          GMainContext             *context,
+                          const KvSubscribeOptions *options,
+                          KvChangeFunc              func,
+                          gpointer                  user_data,
+                          GDestroyNotify            notify,
+                          KvHistoryInfo            *info,
+                          GError                  **error)
 {
-  return kv_change_hub_subscribe (KV_MAP_STORAGE (storage)->changes, context, func, user_data,
-                                  notify);
+  guint id = kv_change_hub_subscribe (KV_MAP_STORAGE (storage)->changes, context, options, func,
+                                      user_data, notify, info);
+
+  if (id == 0)
+    g_set_error_literal (error, KV_STORAGE_ERROR, KV_STORAGE_ERROR_COMPACTED,
+                         options->since < info->oldest ? "revision compacted"
+                                                       : "revision ahead of the store");
+  return id;
 }
 
 static void
@@ -1010,6 +1021,7 @@ kv_map_storage_get_info (KvStorage     *storage,
 {
   KvMapStorage *self = KV_MAP_STORAGE (storage);
   g_autoptr(GRWLockReaderLocker) locker G_GNUC_UNUSED = g_rw_lock_reader_locker_new (&self->lock);
+  KvHistoryInfo history;
 
   *info = (KvStorageInfo) { 0 };
   info->keys = g_hash_table_size (self->entries);
@@ -1017,6 +1029,10 @@ kv_map_storage_get_info (KvStorage     *storage,
   info->revision = self->revision;
   info->expired = self->expired;
   info->durable = self->data_dir != NULL;
+  kv_change_hub_get_history_info (self->changes, &history);
+  info->history_changes = history.n_changes;
+  info->history_bytes = history.bytes;
+  info->history_oldest = history.oldest;
   if (self->data_dir != NULL)
     {
       kv_data_dir_get_info (self->data_dir, &info->disk);
@@ -1193,6 +1209,27 @@ kv_map_storage_new (void)
   return g_object_new (KV_TYPE_MAP_STORAGE, NULL);
 }
 
+/**
+ * kv_map_storage_set_history:
+ * @self: a #KvMapStorage
+ * @max_changes: the most changes to keep for subscriptions that start
+ *   from a past revision; 0 keeps none
+ * @max_bytes: the most memory they may take, their entries included
+ *
+ * Bounds the store's history; the oldest revisions go first. By
+ * default it keeps %KV_CHANGE_HUB_DEFAULT_HISTORY changes within
+ * %KV_CHANGE_HUB_DEFAULT_HISTORY_SIZE bytes.
+ */
+void
+kv_map_storage_set_history (KvMapStorage *self,
+                            guint         max_changes,
+                            guint64       max_bytes)
+{
+  g_return_if_fail (KV_IS_MAP_STORAGE (self));
+
+  kv_change_hub_set_history_limits (self->changes, max_changes, max_bytes);
+}
+
 static gpointer
 snapshot_thread (gpointer data)
 {
@@ -1343,6 +1380,8 @@ kv_map_storage_open (const char   *data_dir,
       return NULL;
     }
   self->revision = revision;
+  /* The history starts here: what came before is on disk only. */
+  kv_change_hub_set_revision (self->changes, revision);
   /* Before the sweeper can get the lock: its expiries are logged too. */
   self->data_dir = g_steal_pointer (&dir);
   self->log = kv_data_dir_get_log (self->data_dir);

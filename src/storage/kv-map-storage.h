@@ -19,5 +19,8 @@ KvMapStorage *kv_map_storage_open   (const char   *data_dir,
                                      GError      **error);
 guint         kv_map_storage_expire (KvMapStorage *self,
                                      guint         max_entries);
+void          kv_map_storage_set_history (KvMapStorage *self,
+                                          guint         max_changes,
+                                          guint64       max_bytes);
 
 G_END_DECLS

@@ -211,6 +211,63 @@ default_dump_finish (KvStorage     *self,
   return kv_result_propagate_pointer (KV_RESULT (result), error);
 }
 
+typedef struct
+{
+  guint id;
+  KvHistoryInfo info;
+  GError *error;                /* a refusal comes with the history's bounds */
+} SubscribeResult;
+
+static void
+subscribe_result_free (gpointer data)
+{
+  SubscribeResult *result = data;
+
+  g_clear_error (&result->error);
+  g_free (result);
+}
+
+static void
+default_subscribe_async (KvStorage                *self,
+                         GMainContext             *context,
+                         const KvSubscribeOptions *options,
+                         KvChangeFunc              func,
+                         gpointer                  user_data,
+                         GDestroyNotify            notify,
+                         GCancellable             *cancellable,
+                         GAsyncReadyCallback       callback,
+                         gpointer                  callback_data)
+{
+  KvResult *result = kv_result_new (self, default_subscribe_async, callback_data);
+  SubscribeResult *subscribed = g_new0 (SubscribeResult, 1);
+
+  subscribed->id = KV_STORAGE_GET_IFACE (self)->subscribe (self, context, options, func,
+                                                           user_data, notify,
+                                                           &subscribed->info,
+                                                           &subscribed->error);
+  kv_result_set_pointer (result, subscribed, subscribe_result_free);
+  complete (self, result, callback);
+}
+
+static guint
+default_subscribe_finish (KvStorage      *self,
+                          GAsyncResult   *result,
+                          KvHistoryInfo  *info,
+                          GError        **error)
+{
+  SubscribeResult *subscribed = kv_result_propagate_pointer (KV_RESULT (result), error);
+  guint id;
+
+  if (subscribed == NULL)
+    return 0;
+  *info = subscribed->info;
+  if (subscribed->error != NULL)
+    g_propagate_error (error, g_steal_pointer (&subscribed->error));
+  id = subscribed->id;
+  subscribe_result_free (subscribed);
+  return id;
+}
+
 static void
 kv_storage_default_init (KvStorageInterface *iface)
 {
@@ -224,6 +281,8 @@ kv_storage_default_init (KvStorageInterface *iface)
   iface->info_finish = default_info_finish;
   iface->dump_async = default_dump_async;
   iface->dump_finish = default_dump_finish;
+  iface->subscribe_async = default_subscribe_async;
+  iface->subscribe_finish = default_subscribe_finish;
 }
 
 /**
@@ -486,27 +545,47 @@ kv_storage_count (KvStorage  *self,
  * @self: a #KvStorage
  * @context: (nullable): where @func runs, or %NULL for the thread-default
  *   main context of the caller
- * @func: receives every change from now on
+ * @options: (nullable): the revision to start after, and the key or
+ *   prefix to follow; %NULL for every change from now on
+ * @func: receives the changes
  * @user_data: data for @func
  * @notify: (nullable): frees @user_data once unsubscribed
+ * @info: (out caller-allocates) (optional): the store's history as the
+ *   subscription starts (or is refused): the revision the new changes
+ *   come after, and the oldest one a subscription can start after
+ * @error: return location for a #GError
  *
- * Every change to the store — puts, deletes, expiries, clears, whichever
- * thread made them — reaches @func in revision order, none lost and none
- * twice; the changes of one transaction carry its one revision.
+ * Every change to the store that @options select — puts, deletes,
+ * expiries, clears, whichever thread made them — reaches @func in
+ * revision order, none lost and none twice; the changes of one
+ * transaction carry its one revision. With a revision to start after,
+ * the changes after it come first, from the store's history, taken at
+ * the same instant as the subscription. When the history no longer has
+ * them (or the revision is ahead of the store), the subscription is
+ * refused with %KV_STORAGE_ERROR_COMPACTED, and @user_data stays the
+ * caller's.
  *
- * Returns: the subscription's id
+ * Returns: the subscription's id, or 0 with @error set
  */
 guint
-kv_storage_subscribe (KvStorage      *self,
-                      GMainContext   *context,
-                      KvChangeFunc    func,
-                      gpointer        user_data,
-                      GDestroyNotify  notify)
+kv_storage_subscribe (KvStorage                *self,
+                      GMainContext             *context,
+                      const KvSubscribeOptions *options,
+                      KvChangeFunc              func,
+                      gpointer                  user_data,
+                      GDestroyNotify            notify,
+                      KvHistoryInfo            *info,
+                      GError                  **error)
 {
+  KvHistoryInfo dummy;
+
   g_return_val_if_fail (KV_IS_STORAGE (self), 0);
   g_return_val_if_fail (func != NULL, 0);
+  g_return_val_if_fail (options == NULL || options->key == NULL || options->prefix == NULL, 0);
+  g_return_val_if_fail (error == NULL || *error == NULL, 0);
 
-  return KV_STORAGE_GET_IFACE (self)->subscribe (self, context, func, user_data, notify);
+  return KV_STORAGE_GET_IFACE (self)->subscribe (self, context, options, func, user_data,
+                                                 notify, info != NULL ? info : &dummy, error);
 }
 
 /**
@@ -770,4 +849,62 @@ kv_storage_dump_finish (KvStorage     *self,
   g_return_val_if_fail (KV_IS_STORAGE (self), NULL);
 
   return KV_STORAGE_GET_IFACE (self)->dump_finish (self, result, error);
+}
+
+/**
+ * kv_storage_subscribe_async:
+ * @self: a #KvStorage
+ * @context: (nullable): as for kv_storage_subscribe()
+ * @options: (nullable): likewise; copied
+ * @func: likewise
+ * @user_data: likewise
+ * @notify: (nullable): likewise
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called in the caller's thread-default main context, maybe
+ *   before this returns, with the subscription made or refused
+ * @callback_data: data for @callback
+ *
+ * As kv_storage_subscribe(), completing later.
+ */
+void
+kv_storage_subscribe_async (KvStorage                *self,
+                            GMainContext             *context,
+                            const KvSubscribeOptions *options,
+                            KvChangeFunc              func,
+                            gpointer                  user_data,
+                            GDestroyNotify            notify,
+                            GCancellable             *cancellable,
+                            GAsyncReadyCallback       callback,
+                            gpointer                  callback_data)
+{
+  g_return_if_fail (KV_IS_STORAGE (self));
+  g_return_if_fail (func != NULL);
+  g_return_if_fail (options == NULL || options->key == NULL || options->prefix == NULL);
+
+  KV_STORAGE_GET_IFACE (self)->subscribe_async (self, context, options, func, user_data, notify,
+                                                cancellable, callback, callback_data);
+}
+
+/**
+ * kv_storage_subscribe_finish:
+ * @self: a #KvStorage
+ * @result: the result passed to the callback
+ * @info: (out caller-allocates) (optional): as for kv_storage_subscribe()
+ * @error: return location for a #GError
+ *
+ * Returns: the subscription's id, or 0 with @error set
+ */
+guint
+kv_storage_subscribe_finish (KvStorage      *self,
+                             GAsyncResult   *result,
+                             KvHistoryInfo  *info,
+                             GError        **error)
+{
+  KvHistoryInfo dummy;
+
+  g_return_val_if_fail (KV_IS_STORAGE (self), 0);
+  g_return_val_if_fail (error == NULL || *error == NULL, 0);
+
+  return KV_STORAGE_GET_IFACE (self)->subscribe_finish (self, result,
+                                                        info != NULL ? info : &dummy, error);
 }

@@ -26,6 +26,9 @@ G_BEGIN_DECLS
  *   was changed
  * @KV_STORAGE_ERROR_INSUFFICIENT_STORAGE: the change could not be made
  *   durable (a full disk, an I/O error); nothing was changed
+ * @KV_STORAGE_ERROR_COMPACTED: a subscription cannot start after the
+ *   revision asked for: the changes after it are no longer in the
+ *   history, or it is ahead of the store
  *
  * Errors from #KvStorage operations.
  */
@@ -35,6 +38,7 @@ typedef enum
   KV_STORAGE_ERROR_INVALID_ARGUMENT,
   KV_STORAGE_ERROR_PRECONDITION_FAILED,
   KV_STORAGE_ERROR_INSUFFICIENT_STORAGE,
+  KV_STORAGE_ERROR_COMPACTED,
 } KvStorageError;
 
 GQuark kv_storage_error_quark (void);
@@ -45,6 +49,10 @@ GQuark kv_storage_error_quark (void);
  * @value_bytes: total size of the values held
  * @revision: the store's revision: that of its latest write
  * @expired: entries removed because they expired, since creation
+ * @history_changes: changes held for subscriptions that start from a
+ *   past revision
+ * @history_bytes: the memory they take
+ * @history_oldest: the oldest revision such a subscription can start after
  * @durable: whether the store keeps its data on disk; the fields below are
  *   0 if not
  * @fsync: when its log reaches the disk
@@ -56,6 +64,9 @@ typedef struct
   guint64 value_bytes;
   guint64 revision;
   guint64 expired;
+  guint64 history_changes;
+  guint64 history_bytes;
+  guint64 history_oldest;
   gboolean durable;
   KvFsyncMode fsync;
   KvDataDirInfo disk;
@@ -72,8 +83,9 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
  * @list: lists keys in byte order
  * @count: counts the keys with a prefix
  * @get_info: sizes and counters
- * @subscribe: delivers every change from now on, in revision order, in a
- *   main context of the caller's choosing
+ * @subscribe: delivers the changes after a revision (those in the history,
+ *   then every new one), in revision order, in a main context of the
+ *   caller's choosing
  * @unsubscribe: ends a subscription
  * @get_async: as @get, completing later
  * @get_finish: the result of @get_async
@@ -86,6 +98,8 @@ G_DECLARE_INTERFACE (KvStorage, kv_storage, KV, STORAGE, GObject)
  * @dump: every live entry, as of one revision
  * @dump_async: as @dump, completing later
  * @dump_finish: the result of @dump_async
+ * @subscribe_async: as @subscribe, completing later
+ * @subscribe_finish: the result of @subscribe_async
  *
  * Implementations must be safe to call from any thread. A store that
  * answers over the network implements the asynchronous calls; the
@@ -114,11 +128,14 @@ struct _KvStorageInterface
                                const char          *prefix);
   void         (*get_info)    (KvStorage           *self,
                                KvStorageInfo       *info);
-  guint        (*subscribe)   (KvStorage           *self,
-                               GMainContext        *context,
-                               KvChangeFunc         func,
-                               gpointer             user_data,
-                               GDestroyNotify       notify);
+  guint        (*subscribe)   (KvStorage                *self,
+                               GMainContext             *context,
+                               const KvSubscribeOptions *options,
+                               KvChangeFunc              func,
+                               gpointer                  user_data,
+                               GDestroyNotify            notify,
+                               KvHistoryInfo            *info,
+                               GError                  **error);
   void         (*unsubscribe) (KvStorage           *self,
                                guint                id);
 
@@ -167,6 +184,19 @@ struct _KvStorageInterface
   KvDump      *(*dump_finish)  (KvStorage           *self,
                                 GAsyncResult        *result,
                                 GError             **error);
+  void         (*subscribe_async)  (KvStorage                *self,
+                                    GMainContext             *context,
+                                    const KvSubscribeOptions *options,
+                                    KvChangeFunc              func,
+                                    gpointer                  user_data,
+                                    GDestroyNotify            notify,
+                                    GCancellable             *cancellable,
+                                    GAsyncReadyCallback       callback,
+                                    gpointer                  callback_data);
+  guint        (*subscribe_finish) (KvStorage                *self,
+                                    GAsyncResult             *result,
+                                    KvHistoryInfo            *info,
+                                    GError                  **error);
 };
 
 KvEntry     *kv_storage_get          (KvStorage           *self,
@@ -202,11 +232,14 @@ guint64      kv_storage_count        (KvStorage           *self,
                                       const char          *prefix);
 void         kv_storage_get_info     (KvStorage           *self,
                                       KvStorageInfo       *info);
-guint        kv_storage_subscribe    (KvStorage           *self,
-                                      GMainContext        *context,
-                                      KvChangeFunc         func,
-                                      gpointer             user_data,
-                                      GDestroyNotify       notify);
+guint        kv_storage_subscribe    (KvStorage                *self,
+                                      GMainContext             *context,
+                                      const KvSubscribeOptions *options,
+                                      KvChangeFunc              func,
+                                      gpointer                  user_data,
+                                      GDestroyNotify            notify,
+                                      KvHistoryInfo            *info,
+                                      GError                  **error);
 void         kv_storage_unsubscribe  (KvStorage           *self,
                                       guint                id);
 
@@ -255,5 +288,18 @@ void         kv_storage_dump_async   (KvStorage           *self,
 KvDump      *kv_storage_dump_finish  (KvStorage           *self,
                                       GAsyncResult        *result,
                                       GError             **error);
+void         kv_storage_subscribe_async  (KvStorage                *self,
+                                          GMainContext             *context,
+                                          const KvSubscribeOptions *options,
+                                          KvChangeFunc              func,
+                                          gpointer                  user_data,
+                                          GDestroyNotify            notify,
+                                          GCancellable             *cancellable,
+                                          GAsyncReadyCallback       callback,
+                                          gpointer                  callback_data);
+guint        kv_storage_subscribe_finish (KvStorage                *self,
+                                          GAsyncResult             *result,
+                                          KvHistoryInfo            *info,
+                                          GError                  **error);
 
 G_END_DECLS

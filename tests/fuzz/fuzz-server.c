@@ -7,6 +7,11 @@
  * running on this thread's main context; whatever the server answers is
  * read and thrown away. Besides the sanitizers' findings, it aborts when
  * the server does not let go of the connection after the client hung up.
+ *
+ * A watch stream (or a long-polling read) never ends on its own: the
+ * client's end of the stream is what ends it, found by the transport's
+ * sweep a few times a second, and the heartbeat, buffer and wait are
+ * small so that all of their paths are reached within an input.
  */
 #include "config.h"
 
@@ -58,6 +63,10 @@ LLVMFuzzerInitialize (int    *argc,
                          "max-headers", 20,
                          "request-timeout", 1,
                          "idle-timeout", 1,
+                         "watch-heartbeat", 1,
+                         "watch-buffer", (guint64) 4096,
+                         "max-watchers", 4,
+                         "max-wait", 1,
                          "allow-origin", origins,
                          NULL);
   kv_config_get_limits (config, &limits);
