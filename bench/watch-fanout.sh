@@ -159,8 +159,9 @@ for round in $(seq "$rounds"); do
   fanout etcd "$round"
   stop_server
 
-  # The same fresh server, without watchers and then with them, idle:
-  # watching a key that no PUT writes.
+  # The same fresh server, without watchers, with them (idle: watching a
+  # key that no PUT writes), and without them again: the baseline is the
+  # mean of the two runs around the one with watchers.
   start_kv
   none=$(put_rps)
   coproc idle { taskset -c "$client_cpus" "$fanout_bin" --target kv --port "$server_port" \
@@ -173,8 +174,10 @@ for round in $(seq "$rounds"); do
   exec {idle[1]}>&-
   wait "$idle_pid" 2>/dev/null || true
   unset "live_pids[$idle_pid]"
+  again=$(put_rps)
   stop_server
-  echo "$round $none $with" >>"$work/throughput"
+  echo "$round $(awk -v a="$none" -v b="$again" 'BEGIN { print (a + b) / 2 }') $with" \
+    >>"$work/throughput"
 done
 
 # median COLUMN FILE [FILTER]: the median of a column, over the rows whose
@@ -215,7 +218,7 @@ writes), and until the median watcher has it (p50); medians of $rounds rounds.
 | median watcher, p50 (ms) | $(ms "$kv_med") | $(ms "$etcd_med") | $(ratio "$kv_med" "$etcd_med") |
 
 PUT overwrite throughput (\`wrk -t1 -c32\`, $duration s, 100-byte values) of
-one fresh crafty-kv without watchers, then with $watchers watchers of a key
-that no PUT writes, held open meanwhile: $(printf '%.0f' "$none") and $(printf '%.0f' "$with") requests/s,
-$r × (target ≥ 0.9: $(awk -v v="$r" 'BEGIN { print (v != "n/a" && v >= 0.9) ? "met" : "not met" }')).
+one fresh crafty-kv without watchers (the mean of a run before and one
+after), and with $watchers watchers of a key that no PUT writes, held open
+meanwhile: $(printf '%.0f' "$none") and $(printf '%.0f' "$with") requests/s, $r × (target ≥ 0.9: $(awk -v v="$r" 'BEGIN { print (v != "n/a" && v >= 0.9) ? "met" : "not met" }')).
 REPORT
