@@ -218,6 +218,101 @@ slow_apply_finish (KvStorage *storage, GAsyncResult *result, guint *failed_op, G
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+typedef struct
+{
+  KvTestSlowStorage *self;
+  GMainContext *context;        /* (owned) (nullable) */
+  KvSubscribeOptions options;   /* its strings owned */
+  KvChangeFunc func;
+  gpointer user_data;
+  GDestroyNotify notify;
+  guint id;
+  KvHistoryInfo info;
+} Subscribing;
+
+static void
+subscribing_free (gpointer data)
+{
+  Subscribing *s = data;
+
+  g_clear_pointer (&s->context, g_main_context_unref);
+  g_free ((char *) s->options.key);
+  g_free ((char *) s->options.prefix);
+  g_free (s);
+}
+
+static gboolean
+on_subscribe_delay_over (gpointer data)
+{
+  GTask *task = data;
+  Subscribing *s = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  g_atomic_int_dec_and_test (&s->self->n_pending);
+  s->id = kv_storage_subscribe (s->self->inner, s->context, &s->options, s->func, s->user_data,
+                                s->notify, &s->info, &error);
+  if (s->id == 0)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Subscriptions to a slow key or prefix are made after the delay. */
+static void
+slow_subscribe_async (KvStorage *storage, GMainContext *context,
+                      const KvSubscribeOptions *options, KvChangeFunc func, gpointer user_data,
+                      GDestroyNotify notify, GCancellable *cancellable,
+                      GAsyncReadyCallback callback, gpointer callback_data)
+{
+  KvTestSlowStorage *self = KV_TEST_SLOW_STORAGE (storage);
+  const char *what = options == NULL ? NULL : options->key != NULL ? options->key : options->prefix;
+  Subscribing *s;
+  GTask *task;
+  GSource *source;
+
+  if (what == NULL || !is_slow (what))
+    {
+      inner_iface->subscribe_async (storage, context, options, func, user_data, notify,
+                                    cancellable, callback, callback_data);
+      return;
+    }
+
+  task = g_task_new (self, cancellable, callback, callback_data);
+  g_task_set_source_tag (task, slow_subscribe_async);
+  s = g_new0 (Subscribing, 1);
+  s->self = self;
+  s->context = context != NULL ? g_main_context_ref (context) : NULL;
+  s->options = *options;
+  s->options.key = g_strdup (options->key);
+  s->options.prefix = g_strdup (options->prefix);
+  s->func = func;
+  s->user_data = user_data;
+  s->notify = notify;
+  g_task_set_task_data (task, s, subscribing_free);
+
+  g_atomic_int_inc (&self->n_pending);
+  source = g_timeout_source_new (self->delay_ms);
+  g_source_set_callback (source, on_subscribe_delay_over, task, g_object_unref);
+  g_source_attach (source, g_task_get_context (task));
+  g_source_unref (source);
+}
+
+static guint
+slow_subscribe_finish (KvStorage *storage, GAsyncResult *result, KvHistoryInfo *info,
+                       GError **error)
+{
+  Subscribing *s;
+
+  if (!g_async_result_is_tagged (result, slow_subscribe_async))
+    return inner_iface->subscribe_finish (storage, result, info, error);
+  s = g_task_get_task_data (G_TASK (result));
+  *info = s->info;
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return 0;
+  return s->id;
+}
+
 static KvDump *
 slow_dump (KvStorage *self)
 {
@@ -243,6 +338,8 @@ kv_test_slow_storage_iface_init (KvStorageInterface *iface)
   iface->get_finish = slow_get_finish;
   iface->apply_async = slow_apply_async;
   iface->apply_finish = slow_apply_finish;
+  iface->subscribe_async = slow_subscribe_async;
+  iface->subscribe_finish = slow_subscribe_finish;
 }
 
 static void

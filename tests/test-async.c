@@ -8,6 +8,7 @@
 
 #include "kv-test-raw.h"
 #include "kv-test-slow-storage.h"
+#include "kv-test-sse.h"
 #include "kv-test-utils.h"
 
 #define DELAY_MS 800
@@ -107,6 +108,38 @@ test_cancelled_when_gone (Fixture       *fixture,
   g_assert_cmpuint (after->status, ==, 404);
 }
 
+static void
+test_watch_later (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(KvSseClient) watch = NULL;
+  g_autoptr(KvSseBlock) block = NULL;
+  g_autoptr(KvRawResponse) put = NULL;
+  g_autoptr(KvRawResponse) gone = NULL;
+
+  g_test_summary ("A watch whose subscription the store makes later waits for it, then "
+                  "streams; one the store refuses later is answered 410");
+
+  watch = kv_sse_client_new (fixture->port, "/watch?key=slow-w", NULL);
+  block = kv_sse_client_next (watch, 5000);
+  g_assert_nonnull (block);
+  g_assert_cmpuint (kv_sse_client_get_status (watch), ==, 200);
+  g_assert_cmpstr (block->id, ==, "0");
+  g_clear_pointer (&block, kv_sse_block_free);
+
+  put = kv_raw_simple (fixture->port, "PUT", "/kv/slow-w", "v");
+  g_assert_cmpuint (put->status, ==, 200);
+  block = kv_sse_client_next (watch, 5000);
+  g_assert_nonnull (block);
+  g_assert_cmpstr (block->event, ==, "put");
+  g_assert_cmpstr (block->id, ==, "1");
+
+  gone = kv_raw_simple (fixture->port, "GET", "/watch?prefix=slow&since=7", NULL);
+  g_assert_cmpuint (gone->status, ==, 410);
+  g_assert_true (kv_raw_response_body_is (gone, "revision ahead of the store\n"));
+  g_assert_cmpstr (kv_raw_response_header (gone, "KV-Oldest-Revision"), ==, "0");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -114,6 +147,8 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add ("/kv/async/others-go-on", Fixture, NULL, fixture_setup, test_others_go_on,
+              fixture_teardown);
+  g_test_add ("/kv/async/watch-later", Fixture, NULL, fixture_setup, test_watch_later,
               fixture_teardown);
   g_test_add ("/kv/async/cancelled-when-gone", Fixture, NULL, fixture_setup,
               test_cancelled_when_gone, fixture_teardown);

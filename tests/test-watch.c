@@ -365,6 +365,7 @@ test_events (Fixture       *fixture,
   curl_assert_next (prefix, "event: put\nid: 6\ndata: {\"key\":\"cart/2\",\"revision\":6,"
                             "\"size\":3,\"content_type\":\"text/x-fruit\"}");
 
+  g_clear_pointer (&deleted, kv_test_response_free);
   deleted = request (fixture, "DELETE", "/keys?prefix=cart/", NULL, NULL);  /* 7 */
   g_assert_cmpuint (deleted->status, ==, 200);
   curl_assert_next (prefix, "event: delete\ndata: {\"key\":\"cart/1\",\"revision\":7}");
